@@ -1,0 +1,239 @@
+"""All of retain's settings, in one typed object read from ``RETAIN_*`` environment variables.
+
+Every field's environment variable is its name upper-cased with the ``RETAIN_`` prefix
+(``cassandra_local_dc`` is ``RETAIN_CASSANDRA_LOCAL_DC``). Lists are comma-separated
+(``a,b``), mappings are ``key:value`` pairs (``dc1:3,dc2:3``). The settings are validated when
+they are loaded; a bad value raises :class:`~retain.errors.ConfigError` naming the variable, so
+a misconfigured process fails at start rather than on its first request.
+
+The README's configuration table is generated from this module (``retain config docs``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from retain.errors import ConfigError
+
+ENV_PREFIX = "RETAIN_"
+# Variables of the test harness, not of the product: tolerated, not validated.
+_IGNORED_PREFIXES = ("RETAIN_TEST_",)
+
+CONSISTENCY_LEVELS = (
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+    "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE",
+)
+QUEUES = ("ingest", "profiles", "train", "maintenance")
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _split_mapping(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    pairs = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, val = item.partition(":")
+        if not sep or not key.strip() or not val.strip():
+            raise ValueError(f"expected key:value pairs separated by commas, got {item!r}")
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def _check_redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+    if parts.scheme != "unix":
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"malformed port in {value!r}") from exc
+        if not parts.hostname:
+            raise ValueError(f"no host in {value!r}")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ValueError(f"database must be a number, got {db!r} in {value!r}")
+        del port
+    return value
+
+
+class Settings(BaseModel):
+    """retain's configuration. Field descriptions are the documentation users read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- local stack -------------------------------------------------------------------------
+    home: Path = Field(Path(".retain"), description="Directory where the local stack keeps its configuration, data, logs and pid files.")
+    cache_dir: Path = Field(Path("~/.cache/retain").expanduser(), description="Cache for downloaded artifacts (the Cassandra jars), shared between checkouts.")
+    java_home: str = Field("", description="JDK/JRE home used to run Cassandra; empty finds Java 17 on the machine.")
+    cassandra_version: str = Field("5.0.9", description="Version of org.apache.cassandra:cassandra-all the local stack runs.")
+    cassandra_heap_mb: int = Field(1024, ge=256, description="Heap of each local Cassandra node, in MiB.")
+    stack_cassandra_addresses: list[str] = Field(["127.0.0.1", "127.0.0.2"], min_length=1, description="Loopback addresses of the local Cassandra nodes; node N listens on the Nth and forms datacenter dcN.")
+    stack_jmx_port: int = Field(7199, ge=1, le=65000, description="JMX port of local node 1; node N uses this plus 100*(N-1).")
+    stack_cassandra_unsafe: bool = Field(False, description="Skip fsync in the local Cassandra nodes (cassandra.unsafesystem). Faster; for tests only.")
+    stack_start_timeout: float = Field(240.0, gt=0, description="Seconds to wait for each local service to become ready.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="AOF fsync policy of the local Redis (acknowledged writes survive a Redis restart).")
+
+    # --- Redis -------------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for counters, dirty-user sets and the profile cache.")
+    redis_prefix: str = Field("retain:", description="Prefix of every key retain writes to the data Redis.")
+    broker_url: str = Field("redis://127.0.0.1:6379/1", description="Celery broker.")
+    result_backend: str = Field("redis://127.0.0.1:6379/2", description="Celery result backend.")
+    result_expires: int = Field(86400, gt=0, description="Seconds task results are kept.")
+
+    # --- Cassandra ---------------------------------------------------------------------------
+    cassandra_hosts: list[str] = Field(["127.0.0.1"], min_length=1, description="Cassandra contact points.")
+    cassandra_port: int = Field(9042, ge=1, le=65535, description="Cassandra native protocol port.")
+    cassandra_local_dc: str = Field("dc1", min_length=1, description="Datacenter this process reads from and writes through (LOCAL_* consistency).")
+    cassandra_keyspace: str = Field("retain", pattern=r"^[a-z][a-z0-9_]{0,47}$", description="Keyspace holding retain's tables.")
+    cassandra_replication: dict[str, int] = Field({"dc1": 1}, min_length=1, description="Replication factor per datacenter (NetworkTopologyStrategy).")
+    cassandra_write_consistency: str = Field("LOCAL_QUORUM", description="Consistency level of writes.")
+    cassandra_read_consistency: str = Field("LOCAL_ONE", description="Consistency level of API reads.")
+    cassandra_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a Cassandra connection.")
+    cassandra_request_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a Cassandra request.")
+
+    # --- Celery ------------------------------------------------------------------------------
+    worker_concurrency: int = Field(2, ge=1, description="Processes per Celery worker.")
+    ingest_prefetch_multiplier: int = Field(4, ge=1, description="Prefetch of a worker that consumes only short `ingest` tasks; workers of long-running queues prefetch 1.")
+    task_time_limits: dict[str, int] = Field({"ingest": 300, "profiles": 600, "train": 7200, "maintenance": 7200}, description="Hard time limit of a task, in seconds, per queue; the soft limit is 90% of it.")
+    broker_visibility_timeout: int = Field(14400, gt=0, description="Seconds before an unacknowledged task is delivered again; must exceed every task time limit.")
+
+    # --- API ---------------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Address the API binds.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds.")
+    api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API.")
+    api_threads: int = Field(4, ge=1, description="Threads per API worker process (gthread).")
+    api_timeout: int = Field(30, gt=0, description="Seconds before gunicorn restarts a stuck API worker.")
+
+    # --- logging -----------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every retain process.")
+
+    @field_validator("stack_cassandra_addresses", "cassandra_hosts", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("cassandra_replication", "task_time_limits", mode="before")
+    @classmethod
+    def _mappings(cls, value: Any) -> Any:
+        return _split_mapping(value)
+
+    @field_validator("redis_url", "broker_url", "result_backend")
+    @classmethod
+    def _redis_urls(cls, value: str) -> str:
+        return _check_redis_url(value)
+
+    @field_validator("cassandra_write_consistency", "cassandra_read_consistency", mode="before")
+    @classmethod
+    def _consistency(cls, value: Any) -> Any:
+        name = str(value).strip().upper()
+        if name not in CONSISTENCY_LEVELS:
+            raise ValueError(f"unknown consistency level {value!r}; one of {', '.join(CONSISTENCY_LEVELS)}")
+        return name
+
+    @field_validator("cassandra_replication")
+    @classmethod
+    def _replication(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(rf < 1 for rf in value.values()):
+            raise ValueError("every replication factor must be at least 1")
+        return value
+
+    @field_validator("task_time_limits")
+    @classmethod
+    def _time_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - set(QUEUES)
+        if unknown:
+            raise ValueError(f"unknown queue(s) {', '.join(sorted(unknown))}; queues are {', '.join(QUEUES)}")
+        if any(limit <= 0 for limit in value.values()):
+            raise ValueError("every time limit must be a positive number of seconds")
+        return {queue: value.get(queue, 3600) for queue in QUEUES}
+
+    @model_validator(mode="after")
+    def _visibility_exceeds_limits(self) -> "Settings":
+        longest = max(self.task_time_limits.values())
+        if self.broker_visibility_timeout <= longest:
+            # A task still running when the timeout passes is delivered a second time.
+            raise ValueError(
+                f"broker_visibility_timeout ({self.broker_visibility_timeout}s) must exceed the longest "
+                f"task time limit ({longest}s), or long tasks run twice"
+            )
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Load settings from ``RETAIN_*`` variables (``os.environ`` by default), then ``overrides``."""
+        environ = os.environ if environ is None else environ
+        fields = cls.model_fields
+        values: dict[str, Any] = {}
+        for var, raw in environ.items():
+            if not var.startswith(ENV_PREFIX) or var.startswith(_IGNORED_PREFIXES):
+                continue
+            name = var[len(ENV_PREFIX):].lower()
+            if name not in fields:
+                raise ConfigError(f"{var}: unknown setting (see `retain config docs` for the list)")
+            values[name] = raw
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed, validated like a fresh load."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``RETAIN_*`` variables, for a child process to load the same."""
+        return {env_name(name): format_value(getattr(self, name)) for name in type(self).model_fields}
+
+    @property
+    def long_running_queues(self) -> tuple[str, ...]:
+        return ("profiles", "train", "maintenance")
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def format_value(value: Any) -> str:
+    """A value in the form its environment variable takes."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}:{val}" for key, val in value.items())
+    return str(value)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        where = env_name(str(loc[0])) if loc else "settings"
+        lines.append(f"{where}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def docs_table() -> str:
+    """The configuration table of the README, as Markdown."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = format_value(field.default)
+        if name == "cache_dir":
+            default = "~/.cache/retain"
+        rows.append(f"| `{env_name(name)}` | `{default}` | {field.description} |")
+    return "\n".join(rows)
