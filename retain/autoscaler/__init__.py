@@ -1,0 +1,1 @@
+"""The autoscaler: queue backlog to worker fleet size (filled by the autoscaler issue)."""

@@ -1,0 +1,1 @@
+"""Where retain keeps state: the Cassandra session and schema, and the Redis clients."""

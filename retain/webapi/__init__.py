@@ -1,0 +1,5 @@
+"""The HTTP API: a Flask app factory and its blueprints, served by gunicorn."""
+
+from retain.webapi.app import create_app
+
+__all__ = ["create_app"]

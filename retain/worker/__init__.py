@@ -1,0 +1,1 @@
+"""Celery workers: the app (queues, routing, reliability settings) and the worker bootstrap."""
