@@ -80,6 +80,17 @@ def stack_up(ctx: click.Context, dcs: int, as_json: bool) -> None:
     _report(as_json, {"services": [s.to_dict() for s in statuses]}, lambda: _status_text(statuses))
 
 
+@stack.command("fetch")
+@json_option
+@click.pass_context
+def stack_fetch(ctx: click.Context, as_json: bool) -> None:
+    """Find Java 17 and resolve Cassandra's jars from Maven Central, starting nothing."""
+    from retain.stack import Stack
+
+    found = Stack(_settings(ctx)).fetch(progress=_progress)
+    _report(as_json, found, lambda: "\n".join(f"{k}: {v}" for k, v in found.items()))
+
+
 @stack.command("down")
 @click.option("--service", default=None, help="Stop only this service (e.g. cassandra-dc1).")
 @json_option
@@ -132,7 +143,7 @@ def db_migrate(ctx: click.Context, directory: str | None, as_json: bool) -> None
     from pathlib import Path
 
     from retain.store.cassandra import CassandraStore
-    from retain.store.migrations import MIGRATIONS_DIR, migrate
+    from retain.store.schema import MIGRATIONS_DIR, migrate
 
     settings = _settings(ctx)
     store = CassandraStore(settings)
@@ -157,7 +168,7 @@ def db_migrate(ctx: click.Context, directory: str | None, as_json: bool) -> None
 def db_status(ctx: click.Context, as_json: bool) -> None:
     """List applied and pending migrations."""
     from retain.store.cassandra import CassandraStore
-    from retain.store.migrations import applied_versions, load_migrations
+    from retain.store.schema import applied_versions, load_migrations
 
     store = CassandraStore(_settings(ctx))
     try:

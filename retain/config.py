@@ -164,8 +164,8 @@ class Settings(BaseModel):
         if self.broker_visibility_timeout <= longest:
             # A task still running when the timeout passes is delivered a second time.
             raise ValueError(
-                f"broker_visibility_timeout ({self.broker_visibility_timeout}s) must exceed the longest "
-                f"task time limit ({longest}s), or long tasks run twice"
+                f"{env_name('broker_visibility_timeout')} ({self.broker_visibility_timeout}s) must exceed the "
+                f"longest time limit in {env_name('task_time_limits')} ({longest}s), or long tasks run twice"
             )
         return self
 
@@ -223,8 +223,8 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         loc = error.get("loc") or ()
-        where = env_name(str(loc[0])) if loc else "settings"
-        lines.append(f"{where}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{env_name(str(loc[0]))}: {message}" if loc else message)
     return "; ".join(lines)
 
 
@@ -235,5 +235,6 @@ def docs_table() -> str:
         default = format_value(field.default)
         if name == "cache_dir":
             default = "~/.cache/retain"
-        rows.append(f"| `{env_name(name)}` | `{default}` | {field.description} |")
+        shown = f"`{default}`" if default else "*(empty)*"
+        rows.append(f"| `{env_name(name)}` | {shown} | {field.description} |")
     return "\n".join(rows)

@@ -22,7 +22,7 @@ from retain.errors import RetainError
 from retain.stack import Stack
 from retain.stack.process import ManagedProcess, wait_until
 from retain.store.cassandra import CassandraStore
-from retain.store.migrations import migrate
+from retain.store.schema import migrate
 
 
 class DemoError(RetainError):

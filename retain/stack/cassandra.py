@@ -7,7 +7,11 @@ so two datacenters fit on one machine with the standard ports.
 
 from __future__ import annotations
 
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import WhiteListRoundRobinPolicy
+
 from retain.config import Settings
+from retain.store.cassandra import CASSANDRA_ERRORS
 from retain.stack.jars import cassandra_lib
 from retain.stack.java import find_java, module_flags
 from retain.stack.process import port_open
@@ -126,3 +130,16 @@ cdc_enabled: false
 
     def ready(self) -> bool:
         return port_open(*self.address)
+
+    def peers(self) -> set[str]:
+        """Addresses of the other nodes this node knows, with their datacenter, as gossip has it."""
+        only_this = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([self.ip]))
+        cluster = Cluster([self.ip], port=self.settings.cassandra_port, protocol_version=5, connect_timeout=5,
+                          execution_profiles={EXEC_PROFILE_DEFAULT: only_this})
+        try:
+            rows = cluster.connect().execute("SELECT peer, data_center FROM system.peers_v2")
+            return {row.peer for row in rows if row.data_center}
+        except CASSANDRA_ERRORS:
+            return set()
+        finally:
+            cluster.shutdown()

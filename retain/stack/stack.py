@@ -8,6 +8,9 @@ from retain.config import Settings
 from retain.errors import StackError
 from retain.stack.cassandra import CassandraNode
 from retain.stack.redis import RedisService
+from retain.stack.jars import cassandra_lib
+from retain.stack.java import find_java
+from retain.stack.process import wait_until
 from retain.stack.service import Service, ServiceStatus
 
 Progress = Callable[[str], None]
@@ -47,12 +50,34 @@ class Stack:
         if not 1 <= dcs <= len(self.nodes):
             raise StackError(f"--dcs must be between 1 and {len(self.nodes)} (one address per node in "
                              "RETAIN_STACK_CASSANDRA_ADDRESSES)")
+        if any(not node.process.is_running() for node in self.nodes[:dcs]):
+            # Fail on a missing Java or unresolvable jars before starting anything.
+            self.fetch(progress)
         statuses = []
         for svc in [self.redis, *self.nodes[:dcs]]:
             progress(f"{svc.name}: {'already running' if svc.process.is_running() else 'starting'}")
             statuses.append(svc.start())
             progress(f"{svc.name}: ready at {statuses[-1].address}")
+        self._wait_for_ring(progress)
         return statuses
+
+    def _wait_for_ring(self, progress: Progress) -> None:
+        """Wait until every running node knows every other: a keyspace naming a datacenter its
+        coordinator has not heard of yet is rejected."""
+        running = [n for n in self.nodes if n.process.is_running()]
+        if len(running) < 2:
+            return
+        progress("cassandra: waiting for the nodes to see each other")
+        wanted = {n.ip for n in running}
+        wait_until(lambda: all(n.peers() >= wanted - {n.ip} for n in running),
+                   self.settings.stack_start_timeout, "the Cassandra nodes to see each other (gossip)")
+
+    def fetch(self, progress: Progress = _quiet) -> dict[str, str]:
+        """Find Java and resolve Cassandra's jars (once; then cached), without starting anything."""
+        java = find_java(self.settings.java_home)
+        progress(f"cassandra: jars of cassandra-all {self.settings.cassandra_version} (resolved once, then cached)")
+        lib = cassandra_lib(self.settings.cache_dir, self.settings.cassandra_version)
+        return {"java": java, "cassandra_lib": str(lib), "cassandra_version": self.settings.cassandra_version}
 
     def down(self, only: str | None = None, progress: Progress = _quiet) -> list[str]:
         """Stop what retain started (Cassandra first, Redis last); the names of what was stopped."""

@@ -117,7 +117,6 @@ def migrate(store: CassandraStore, replication: dict[str, int], directory: Path 
         store.execute(f"CREATE TABLE IF NOT EXISTS {ks}.schema_lock (name text PRIMARY KEY, owner text)")
     except CASSANDRA_ERRORS as exc:
         raise MigrationError(f"could not prepare keyspace {store.keyspace}: {exc}") from exc
-    store.session.set_keyspace(ks)
     owner = uuid.uuid4().hex
     _acquire(store, owner)
     try:
@@ -148,12 +147,19 @@ def _acquire(store: CassandraStore, owner: str) -> None:
 
 def _apply(store: CassandraStore, migration: Migration) -> None:
     statements = migration.statements()
-    for number, statement in enumerate(statements, 1):
-        try:
-            store.execute(statement)
-        except CASSANDRA_ERRORS as exc:
-            raise MigrationError(f"{migration.path.name}: statement {number} of {len(statements)} failed: "
-                                 f"{exc}\n  {statement[:300]}") from exc
+    # Migration files do not name their keyspace, so they run in a session bound to it; a session
+    # of its own, because a bound keyspace makes the server warn about the main session's
+    # prepared statements.
+    session = store.session.cluster.connect(store.keyspace)
+    try:
+        for number, statement in enumerate(statements, 1):
+            try:
+                session.execute(statement)
+            except CASSANDRA_ERRORS as exc:
+                raise MigrationError(f"{migration.path.name}: statement {number} of {len(statements)} failed: "
+                                     f"{exc}\n  {statement[:300]}") from exc
+    finally:
+        session.shutdown()
     store.execute(
         f"INSERT INTO {store.keyspace}.schema_migrations (version, name, checksum, applied_at) "
         "VALUES (%s, %s, %s, toTimestamp(now()))",

@@ -1,0 +1,1 @@
+"""Ordered CQL migrations (NNNN_description.cql), applied by retain.store.schema."""

@@ -1,0 +1,87 @@
+"""Helpers for tests against real services: polling with deadlines, free ports, child processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import requests
+
+from retain.config import Settings
+from retain.stack.process import ManagedProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+def poll(probe: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call ``probe`` until it returns something truthy; fail naming ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except Exception as exc:  # noqa: BLE001 - a probe may fail until the thing is there
+            last_error, value = exc, None
+        if value:
+            return value
+        time.sleep(interval)
+    detail = f" (last error: {last_error!r})" if last_error else ""
+    raise AssertionError(f"within {timeout:.0f}s, this did not happen: {what}{detail}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_") or k.startswith("RETAIN_TEST_")}
+    return {**env, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+
+
+def retain_process(settings: Settings, name: str) -> ManagedProcess:
+    run = settings.home.resolve()
+    return ManagedProcess(name, run / "run" / f"{name}.pid", run / "logs" / f"{name}.log")
+
+
+def start_worker(settings: Settings, name: str, queues: str = "all") -> ManagedProcess:
+    """A real `retain worker` process; returns once it answers a ping."""
+    from celery import Celery
+
+    proc = retain_process(settings, name)
+    hostname = f"{name}@{socket.gethostname()}"
+    argv = [sys.executable, "-m", "retain", "worker", "--queues", queues, f"--hostname={hostname}"]
+    proc.spawn(argv, marker=f"--hostname={hostname}", env=child_env(settings))
+    control = Celery(broker=settings.broker_url)
+
+    def answers() -> bool:
+        assert proc.is_running(), f"worker {name} exited:\n{proc.log_tail(30)}"
+        return bool(control.control.ping(destination=[hostname], timeout=1.0))
+
+    try:
+        poll(answers, 90, f"worker {hostname} answers a ping")
+    finally:
+        control.close()
+    return proc
+
+
+def start_api(settings: Settings, name: str = "test-api") -> tuple[ManagedProcess, str]:
+    """A real gunicorn API process on a free port; returns it and its base URL."""
+    proc = retain_process(settings, name)
+    port = free_port()
+    argv = [sys.executable, "-m", "retain", "api", "--host", "127.0.0.1", "--port", str(port)]
+    proc.spawn(argv, marker=f"--port {port}", env=child_env(settings))
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.is_running(), f"API exited:\n{proc.log_tail(30)}"
+        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+
+    poll(healthy, 60, f"the API at {url} answers /healthz")
+    return proc, url
