@@ -55,7 +55,7 @@ def _check_redis_url(value: str) -> str:
         raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
     if parts.scheme != "unix":
         try:
-            port = parts.port
+            parts.port  # noqa: B018 - urlsplit checks the port only when it is read
         except ValueError as exc:
             raise ValueError(f"malformed port in {value!r}") from exc
         if not parts.hostname:
@@ -63,7 +63,6 @@ def _check_redis_url(value: str) -> str:
         db = parts.path.lstrip("/")
         if db and not db.isdigit():
             raise ValueError(f"database must be a number, got {db!r} in {value!r}")
-        del port
     return value
 
 

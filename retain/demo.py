@@ -8,11 +8,14 @@ started: services that were already running are left as they were.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 
 import click
 import requests
@@ -32,7 +35,7 @@ class DemoError(RetainError):
 @dataclass
 class Demo:
     settings: Settings
-    progress: callable = print
+    progress: Callable[[str], None] = print
     started: list[str] = field(default_factory=list)
 
     def _proc(self, name: str) -> ManagedProcess:
@@ -70,7 +73,8 @@ class Demo:
             summary["services"] = [s.to_dict() for s in stack.status()]
             summary["api"] = {"url": api_url, "readyz": requests.get(f"{api_url}/readyz", timeout=5).json()}
             summary["logs"] = str(self.settings.home.resolve() / "logs")
-        except RetainError:
+        except BaseException:
+            # A failed step, Ctrl-C or a bug: leave nothing behind that this run started.
             self._stop_started(stack)
             raise
         if as_json:
@@ -130,8 +134,6 @@ class Demo:
                 "seconds": round(time.monotonic() - started, 2)}
 
     def _env(self) -> dict:
-        import os
-
         return {**os.environ, **self.settings.to_env()}
 
     def _stop_started(self, stack: Stack) -> None:
@@ -144,6 +146,10 @@ class Demo:
         self.started.clear()
 
     def _wait_for_interrupt(self, stack: Stack) -> None:
+        # A shell starts background jobs with SIGINT ignored; Ctrl-C and a plain `kill` must both
+        # still end the demo cleanly.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         self.progress("running; press Ctrl-C to stop what the demo started")
         try:
             while True:
@@ -151,6 +157,7 @@ class Demo:
         except KeyboardInterrupt:
             self.progress("stopping")
             self._stop_started(stack)
+
 
     def _text(self, summary: dict) -> str:
         rt = summary["round_trip"]
@@ -171,3 +178,7 @@ class Demo:
             "Try: curl " + summary["api"]["url"] + "/readyz   |   retain stack status",
         ]
         return "\n".join(lines)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

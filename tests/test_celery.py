@@ -14,7 +14,7 @@ from celery import Celery
 
 from retain.probe import probe_state
 from retain.store.redis import redis_client
-from tests.harness import ROOT, poll, start_worker
+from tests.harness import poll, start_worker
 
 SENDER = """
 import json, sys

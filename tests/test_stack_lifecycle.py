@@ -130,3 +130,18 @@ def test_unresolvable_cassandra_version_is_named(own: Settings, tmp_path: Path) 
 def test_logs_of_unknown_service_is_an_error(own: Settings) -> None:
     out = retain(own, "stack", "logs", "mysql", check=1)
     assert "unknown service 'mysql'" in out.stderr
+
+
+def test_out_of_disk_is_named_before_starting(own: Settings, monkeypatch) -> None:
+    # Filling a real disk is not an option on a shared machine; the free-space reading is replaced.
+    from collections import namedtuple
+
+    from retain.errors import StackError
+    from retain.stack import service
+
+    usage = namedtuple("usage", "total used free")
+    low = usage(total=10 * 1024**3, used=10 * 1024**3 - 300 * 1024**2, free=300 * 1024**2)
+    monkeypatch.setattr(service.shutil, "disk_usage", lambda path: low)
+    with pytest.raises(StackError, match=r"out of disk: 300 MiB free under .* needs at least 2 GiB"):
+        Stack(own).redis.start()
+    assert not Stack(own).redis.process.is_running()

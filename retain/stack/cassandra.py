@@ -121,6 +121,9 @@ cdc_enabled: false
             f"-Dcassandra.logdir={logs}",
             f"-Dcassandra.jmx.local.port={self.jmx_port}",
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            # A restarted node waits this long for peers it remembers (the other DC, perhaps not
+            # started); 30 s by default, far more than loopback needs.
+            "-Dcassandra.ring_delay_ms=5000",
         ]
         if self.settings.stack_cassandra_unsafe:
             props.append("-Dcassandra.unsafesystem=true")

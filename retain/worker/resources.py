@@ -40,7 +40,6 @@ def reset() -> None:
 
 
 def close() -> None:
-    global _cassandra
     if _cassandra is not None:
         _cassandra.close()
     reset()
