@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 import redis
@@ -21,14 +24,30 @@ def ensure_redis_server() -> str:
     if not shutil.which("apt-get") or os.geteuid() != 0:
         raise StackError("redis-server is missing; install Debian's package: apt-get install redis-server")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise StackError(f"could not install redis-server ({' '.join(cmd)} failed):\n{out.stderr[-2000:]}")
+    with _no_service_autostart():
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if out.returncode != 0:
+                raise StackError(f"could not install redis-server ({' '.join(cmd)} failed):\n{out.stderr[-2000:]}")
     found = shutil.which("redis-server")
     if not found:
         raise StackError("apt-get installed redis-server but it is not on PATH")
     return found
+
+
+@contextmanager
+def _no_service_autostart() -> Iterator[None]:
+    """Keep the package's own redis-server service from starting on port 6379: retain runs its own."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    if policy.exists():
+        yield
+        return
+    policy.write_text("#!/bin/sh\n# written by retain while installing redis-server\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
 
 
 class RedisService(Service):
