@@ -26,7 +26,7 @@ WORKDIR /src
 # (hundreds of MB). __init__.py is enough for setuptools to read the version.
 COPY pyproject.toml setup.cfg constraints.txt README.md ./
 COPY retain/__init__.py retain/__init__.py
-RUN pip install -c constraints.txt ".[monitoring,spark,aws]"
+RUN pip install -c constraints.txt ".[monitoring,spark]"
 
 # Then the code; --no-deps --force-reinstall replaces only retain itself.
 COPY retain retain

@@ -7,13 +7,14 @@ Errors retain anticipates print one line on stderr and exit non-zero.
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from retain import __version__
+from retain.commands.output import json_option
+from retain.commands.output import progress as _progress
+from retain.commands.output import report as _report
 from retain.config import Settings, docs_table
 from retain.errors import RetainError
 
@@ -35,18 +36,6 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
-def _progress(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def _report(as_json: bool, document: Any, text: Callable[[], str]) -> None:
-    if as_json:
-        click.echo(json.dumps(document, indent=2, default=str))
-    else:
-        click.echo(text())
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
 @click.group(cls=RetainGroup)
@@ -250,5 +239,15 @@ def demo(ctx: click.Context, exit_when_done: bool, dcs: int, as_json: bool) -> N
     Demo(_settings(ctx), progress=_progress).run(dcs=dcs, exit_when_done=exit_when_done, as_json=as_json)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+
+def _register_commands() -> None:
+    from retain.commands.deadletter import deadletter_group
+    from retain.commands.generate import generate_command
+    from retain.commands.ingest import ingest_command
+    from retain.commands.tenant import tenant_group
+
+    for command in (tenant_group, deadletter_group, generate_command, ingest_command):
+        main.add_command(command)
+
+
+_register_commands()

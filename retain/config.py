@@ -107,6 +107,27 @@ class Settings(BaseModel):
     task_time_limits: dict[str, int] = Field({"ingest": 300, "profiles": 600, "train": 7200, "maintenance": 7200}, description="Hard time limit of a task, in seconds, per queue; the soft limit is 90% of it.")
     broker_visibility_timeout: int = Field(14400, gt=0, description="Seconds before an unacknowledged task is delivered again; must exceed every task time limit.")
 
+    # --- ingestion ---------------------------------------------------------------------------
+    ingest_max_event_bytes: int = Field(32 * 1024, gt=0, description="Largest accepted event, in bytes of JSON (Segment's limit).")
+    ingest_max_batch_bytes: int = Field(500 * 1024, gt=0, description="Largest accepted request body after decompression, in bytes (Segment's limit; caps gzip bombs).")
+    ingest_max_batch_events: int = Field(2500, gt=0, description="Most events in one request (Segment's limit).")
+    ingest_max_future_seconds: int = Field(86400, ge=0, description="How far past the time of receipt an event's timestamp may lie.")
+    ingest_max_past_days: int = Field(30, ge=1, description="How old an event may be on the live tracking endpoints (/v1/import accepts any age).")
+    dedupe_ttl_seconds: int = Field(7 * 86400, gt=0, description="How long a message id is remembered to drop duplicates and retries.")
+    ingest_redeliver_after_seconds: int = Field(900, gt=0, description="Re-send an accepted batch no worker has finished after this long (covers a message the broker lost in a crash; duplicates are dropped).")
+    deadletter_ttl_days: int = Field(30, gt=0, description="How long dead-letter records (rejected events with their reason) are kept.")
+    key_cache_seconds: float = Field(30.0, ge=0, description="How long the API caches a key's tenant; a revoked key stops working within this time.")
+    counters_ttl_days: int = Field(400, gt=0, description="How long per-day real-time counters are kept in Redis.")
+
+    # --- lake --------------------------------------------------------------------------------
+    lake_url: str = Field("", description="Root of the Parquet lake: file:///path or s3://bucket/prefix; empty is RETAIN_HOME/lake.")
+    lake_flush_events: int = Field(20000, gt=0, description="Flush staged events to the lake once this many are waiting.")
+    lake_flush_seconds: float = Field(60.0, gt=0, description="Flush staged events to the lake at least this often.")
+
+    # --- AWS ---------------------------------------------------------------------------------
+    aws_endpoint_url: str = Field("", description="Endpoint for S3 and Kinesis (e.g. a moto server); empty is AWS itself.")
+    aws_region: str = Field("us-east-1", min_length=1, description="AWS region for S3, Kinesis, EC2 and Auto Scaling.")
+
     # --- API ---------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API binds.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds.")
@@ -126,6 +147,20 @@ class Settings(BaseModel):
     @classmethod
     def _mappings(cls, value: Any) -> Any:
         return _split_mapping(value)
+
+    @field_validator("lake_url")
+    @classmethod
+    def _lake_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("file", "s3"):
+            raise ValueError(f"must be a file:// or s3:// URL, got {value!r}")
+        return value
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
 
     @field_validator("redis_url", "broker_url", "result_backend")
     @classmethod
@@ -197,6 +232,11 @@ class Settings(BaseModel):
     def to_env(self) -> dict[str, str]:
         """These settings as ``RETAIN_*`` variables, for a child process to load the same."""
         return {env_name(name): format_value(getattr(self, name)) for name in type(self).model_fields}
+
+    @property
+    def lake_root(self) -> str:
+        """The lake's URL, defaulting to a directory under RETAIN_HOME."""
+        return self.lake_url or f"file://{(self.home / 'lake').resolve()}"
 
     @property
     def long_running_queues(self) -> tuple[str, ...]:

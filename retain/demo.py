@@ -92,7 +92,7 @@ class Demo:
         if not proc.is_running():
             name = f"demo@{socket.gethostname()}"
             argv = [sys.executable, "-m", "retain", "worker", "--queues", "all", f"--hostname={name}"]
-            proc.spawn(argv, marker=f"--hostname={name}", env=self._env())
+            proc.spawn(argv, env=self._env())
             self.started.append(proc.name)
         return proc
 
@@ -102,7 +102,7 @@ class Demo:
         url = f"http://{host}:{port}"
         if not proc.is_running():
             argv = [sys.executable, "-m", "retain", "api", "--host", host, "--port", str(port)]
-            proc.spawn(argv, marker=f"api --host {host} --port {port}", env=self._env())
+            proc.spawn(argv, env=self._env())
             self.started.append(proc.name)
 
         def healthy() -> bool:

@@ -35,6 +35,7 @@ from retain.store.redis import redis_client  # noqa: E402
 from tests.harness import start_api, start_worker  # noqa: E402
 
 REUSE = bool(os.environ.get("RETAIN_TEST_REUSE_STACK"))
+pytest_plugins = ["tests.aws_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +45,13 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings):
-    """Redis and one Cassandra node (dc1), up for the whole session."""
+    """Redis and two Cassandra datacenters, up for the whole session.
+
+    Both, always: a node that knows a peer which is down waits for schema agreement on every
+    schema change, so a session must not see dc2 come and go.
+    """
     the_stack = Stack(settings)
-    the_stack.up(1)
+    the_stack.up(2)
     yield the_stack
     if not REUSE:
         the_stack.down()
@@ -54,20 +59,36 @@ def stack(settings: Settings):
 
 @pytest.fixture(scope="session")
 def two_dcs(stack: Stack) -> Stack:
-    """The session stack with its second datacenter (started on first use)."""
-    stack.up(2)
     return stack
 
 
 @pytest.fixture(scope="session")
-def worker(stack: Stack, settings: Settings):
+def schema(stack: Stack, settings: Settings) -> CassandraStore:
+    """The session keyspace, migrated: what the session worker and API use."""
+    store = CassandraStore(settings)
+    migrate(store, settings.cassandra_replication)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def tenant(schema: CassandraStore):
+    """A fresh tenant of the session keyspace with its keys."""
+    from retain.tenancy.registry import TenantRegistry
+
+    created, keys = TenantRegistry(schema).create(f"t-{uuid.uuid4().hex[:10]}")
+    return {"id": created.tenant_id, "write": keys["write"], "read": keys["read"]}
+
+
+@pytest.fixture(scope="session")
+def worker(stack: Stack, settings: Settings, schema: CassandraStore):
     proc = start_worker(settings, f"test-worker-{uuid.uuid4().hex[:6]}")
     yield proc
     proc.stop(60)
 
 
 @pytest.fixture(scope="session")
-def api(stack: Stack, settings: Settings):
+def api(stack: Stack, settings: Settings, schema: CassandraStore):
     proc, url = start_api(settings)
     yield url
     proc.stop(30)

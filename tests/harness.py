@@ -57,7 +57,7 @@ def start_worker(settings: Settings, name: str, queues: str = "all") -> ManagedP
     proc = retain_process(settings, name)
     hostname = f"{name}@{socket.gethostname()}"
     argv = [sys.executable, "-m", "retain", "worker", "--queues", queues, f"--hostname={hostname}"]
-    proc.spawn(argv, marker=f"--hostname={hostname}", env=child_env(settings))
+    proc.spawn(argv, env=child_env(settings))
     control = Celery(broker=settings.broker_url)
 
     def answers() -> bool:
@@ -76,7 +76,7 @@ def start_api(settings: Settings, name: str = "test-api") -> tuple[ManagedProces
     proc = retain_process(settings, name)
     port = free_port()
     argv = [sys.executable, "-m", "retain", "api", "--host", "127.0.0.1", "--port", str(port)]
-    proc.spawn(argv, marker=f"--port {port}", env=child_env(settings))
+    proc.spawn(argv, env=child_env(settings))
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

@@ -129,7 +129,7 @@ cdc_enabled: false
             props.append("-Dcassandra.unsafesystem=true")
         argv = [java, f"-Xms{heap}m", f"-Xmx{heap}m", *_GC_AND_MISC, *module_flags(), *props,
                 "-cp", f"{conf}:{lib}/*", "org.apache.cassandra.service.CassandraDaemon"]
-        return Launch(argv, marker=f"{conf}/cassandra.yaml")
+        return Launch(argv)
 
     def ready(self) -> bool:
         return port_open(*self.address)

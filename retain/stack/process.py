@@ -1,8 +1,9 @@
 """A background process that retain started and tracks through a pid file.
 
-The pid file records the pid and a marker that must appear in the process's command line, so a
-pid reused by an unrelated process after a reboot or a crash is never mistaken for ours — and so
-never signalled. ``stop`` signals only processes this file describes.
+The pid file records the pid and the process's start time (from /proc), so a pid reused by an
+unrelated process after a reboot or a crash is never mistaken for ours — and so never signalled.
+The start time, unlike the command line, is fixed at fork: it holds before the child has exec'd
+and after a server renames its process title. ``stop`` signals only processes this file describes.
 """
 
 from __future__ import annotations
@@ -43,17 +44,14 @@ class ManagedProcess:
         if not record:
             return None
         pid = int(record.get("pid", 0))
-        return pid if pid > 0 and _alive_with_marker(pid, record.get("marker", "")) else None
+        return pid if pid > 0 and _alive(pid, record.get("started")) else None
 
     def is_running(self) -> bool:
         return self.pid() is not None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def spawn(self, argv: Sequence[str], marker: str, env: Mapping[str, str] | None = None,
-              cwd: Path | None = None) -> int:
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         """Start ``argv`` detached (own session, output appended to the log) and record it."""
-        if marker not in " ".join(argv):
-            raise ValueError("the marker must appear in the command line")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
@@ -66,7 +64,7 @@ class ManagedProcess:
                 env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
             )
         tmp = self.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "marker": marker, "argv": list(argv)}))
+        tmp.write_text(json.dumps({"pid": proc.pid, "started": _start_time(proc.pid), "argv": list(argv)}))
         tmp.replace(self.pid_file)
         return proc.pid
 
@@ -76,7 +74,7 @@ class ManagedProcess:
         if not record:
             return "no pid file"
         pid = int(record.get("pid", 0))
-        if _alive_with_marker(pid, record.get("marker", "")):
+        if _alive(pid, record.get("started")):
             return None
         code = _reap(pid)
         return f"exit code {code}" if code is not None else "exited"
@@ -88,13 +86,14 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
             return False
         _signal_group(pid, signal.SIGTERM)
+        started = _start_time(pid)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive_with_marker(pid, ""):
+        while time.monotonic() < deadline and _alive(pid, started):
             _reap(pid)
             time.sleep(0.2)
-        if _alive_with_marker(pid, ""):
+        if _alive(pid, started):
             _signal_group(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive_with_marker(pid, ""), 10.0, f"{self.name} to die after SIGKILL")
+            wait_until(lambda: not _alive(pid, started), 10.0, f"{self.name} to die after SIGKILL")
         _reap(pid)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -138,17 +137,25 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
         time.sleep(interval)
 
 
-def _alive_with_marker(pid: int, marker: str) -> bool:
+def _stat(pid: int) -> list[bytes] | None:
+    """Fields of /proc/PID/stat after the command name (which may contain spaces)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-        if state in (b"Z", b"X"):
-            return False
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            return handle.read().rsplit(b")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat: start time in clock ticks
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    fields = _stat(pid)
+    if not fields or fields[0] in (b"Z", b"X"):
         return False
-    return marker in cmdline
+    return started is None or int(fields[19]) == started
 
 
 def _reap(pid: int) -> int | None:

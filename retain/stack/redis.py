@@ -73,10 +73,8 @@ class RedisService(Service):
             f"bind {host}\nport {port}\ndir {data}\ndaemonize no\nlogfile \"\"\n"
             f"appendonly yes\nappendfsync {self.settings.redis_appendfsync}\n"
             "save 900 1 300 100\nprotected-mode yes\ndatabases 16\n"
-            # retain recognises its processes by their command line; keep Redis from rewriting it.
-            "set-proc-title no\n"
         )
-        return Launch([ensure_redis_server(), str(conf)], marker=str(conf))
+        return Launch([ensure_redis_server(), str(conf)])
 
     def ready(self) -> bool:
         host, port = self.address

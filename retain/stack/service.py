@@ -32,10 +32,9 @@ class ServiceStatus:
 
 @dataclass(frozen=True)
 class Launch:
-    """How to run a service: its command line, a marker that identifies it, its environment."""
+    """How to run a service: its command line and environment."""
 
     argv: Sequence[str]
-    marker: str
     env: Mapping[str, str] | None = None
 
 
@@ -74,7 +73,7 @@ class Service(ABC):
         if not self.process.is_running():
             self._check_can_start()
             launch = self.prepare()
-            self.process.spawn(launch.argv, launch.marker, env=launch.env)
+            self.process.spawn(launch.argv, env=launch.env)
         wait_until(self._ready_or_dead, self.settings.stack_start_timeout, f"{self.name} to become ready",
                    on_timeout=self._log_hint)
         if not self.process.is_running():

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Flask
 
 from retain.config import Settings
+from retain.ingest.journal import Journal
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
-from retain.webapi import errors, health
+from retain.tenancy.registry import KeyCache, TenantRegistry
+from retain.webapi import analytics, errors, health, ingest, openapi, timeline
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -17,11 +19,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     before the fork would be shared by every worker. Stores connect on first use.
     """
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False
     app.extensions["retain"] = Stores(settings)
     errors.register(app)
-    app.register_blueprint(health.bp)
+    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, openapi.bp):
+        app.register_blueprint(blueprint)
     return app
 
 
@@ -32,3 +35,5 @@ class Stores:
         self.settings = settings
         self.redis = redis_client(settings, timeout=2.0)
         self.cassandra = CassandraStore(settings)
+        self.keys = KeyCache(TenantRegistry(self.cassandra), settings.key_cache_seconds)
+        self.journal = Journal(self.redis, settings)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 log = logging.getLogger("retain.api")
+
+
+class FieldError(BadRequest):
+    """A 400 that names the offending field in its JSON body."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(description)
+        self.field = field
 
 
 def error_body(status: int, code: str, message: str, **extra: object) -> tuple:
@@ -16,7 +24,8 @@ def error_body(status: int, code: str, message: str, **extra: object) -> tuple:
 
 def _http_error(exc: HTTPException):
     code = (exc.name or "error").lower().replace(" ", "_")
-    response, status = error_body(exc.code or 500, code, exc.description or exc.name)
+    extra = {"field": exc.field} if isinstance(exc, FieldError) else {}
+    response, status = error_body(exc.code or 500, code, exc.description or exc.name, **extra)
     for name, value in exc.get_headers():  # Allow, Retry-After, WWW-Authenticate, ...
         if name.lower() != "content-type":
             response.headers[name] = value

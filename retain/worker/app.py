@@ -15,8 +15,9 @@ from celery import Celery
 from kombu import Queue
 
 from retain.config import QUEUES, Settings
+from retain.worker.schedule import beat_schedule
 
-TASK_MODULES = ["retain.tasks.maintenance"]
+TASK_MODULES = ["retain.tasks.ingest", "retain.tasks.maintenance"]
 
 
 class QueueTimeLimits:
@@ -72,6 +73,7 @@ def create_celery(settings: Settings) -> Celery:
         timezone="UTC",
         enable_utc=True,
         beat_schedule_filename=str(settings.home / "celerybeat-schedule"),
+        beat_schedule=beat_schedule(settings),
     )
     app.retain_settings = settings
     return app

@@ -10,6 +10,7 @@ from retain.store.redis import redis_client
 
 _redis: redis.Redis | None = None
 _cassandra: CassandraStore | None = None
+_ingestor = None
 
 
 def settings() -> Settings:
@@ -32,11 +33,32 @@ def cassandra() -> CassandraStore:
     return _cassandra
 
 
+def ingestor():
+    """The process's Ingestor (its ledger scripts and tenant-config cache live as long as it)."""
+    global _ingestor
+    if _ingestor is None:
+        from retain.ingest.pipeline import Ingestor
+
+        _ingestor = Ingestor(settings(), cassandra(), data_redis())
+    return _ingestor
+
+
+def request_lake_flush_if_due(ing) -> None:
+    """Ask for a lake flush once enough rows are staged; the request key keeps it to one at a time."""
+    cfg = settings()
+    if ing.staged() >= cfg.lake_flush_events and \
+            data_redis().set(f"{cfg.redis_prefix}lake:flush-requested", "1", nx=True, ex=30):
+        from retain.worker.app import app
+
+        app.send_task("ingest.flush_lake", queue="ingest")
+
+
 def reset() -> None:
     """Forget connections inherited from a parent process (a forked pool child must not use them)."""
-    global _redis, _cassandra
+    global _redis, _cassandra, _ingestor
     _redis = None
     _cassandra = None
+    _ingestor = None
 
 
 def close() -> None:

@@ -1,0 +1,1 @@
+"""Command groups of the `retain` CLI, registered by retain.cli."""

@@ -1,0 +1,36 @@
+"""The Parquet lake: staged event rows in Redis, flushed to Parquet files on a local disk or S3."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from retain.errors import ConfigError
+from retain.lake.base import Lake, LakeError, MissingObject
+
+if TYPE_CHECKING:
+    from retain.config import Settings
+
+__all__ = ["Lake", "LakeError", "MissingObject", "open_lake"]
+
+
+def open_lake(settings: "Settings") -> Lake:
+    """The lake at ``settings.lake_root``, on the backend its URL scheme names."""
+    url = settings.lake_root
+    scheme = urlsplit(url).scheme
+    if scheme == "file":
+        from retain.lake.local import LocalLake
+
+        try:
+            return LocalLake(url)
+        except LakeError as exc:
+            raise ConfigError(f"RETAIN_LAKE_URL: {exc}") from None
+    if scheme == "s3":
+        # Imported here: boto3 is slow to import and only S3 lakes need it.
+        from retain.lake.s3 import S3Lake
+
+        try:
+            return S3Lake(url, endpoint_url=settings.aws_endpoint_url or None, region=settings.aws_region)
+        except LakeError as exc:
+            raise ConfigError(f"RETAIN_LAKE_URL: {exc}") from None
+    raise ConfigError(f"RETAIN_LAKE_URL: unsupported lake URL {url!r}; use file:///path or s3://bucket/prefix")

@@ -1,0 +1,1 @@
+"""Tenants: their keys (write keys ingest, read keys serve) and their configuration."""

@@ -1,0 +1,15 @@
+"""What beat runs when. One place for every periodic task."""
+
+from __future__ import annotations
+
+from retain.config import Settings
+
+
+def beat_schedule(settings: Settings) -> dict:
+    return {
+        # Staged rows reach the lake at least this often, however few there are.
+        "lake-flush": {"task": "ingest.flush_lake", "schedule": settings.lake_flush_seconds,
+                       "options": {"queue": "ingest", "expires": settings.lake_flush_seconds}},
+        # Accepted batches the broker lost in a crash are sent again (the ledger drops duplicates).
+        "ingest-redeliver": {"task": "ingest.redeliver", "schedule": 60.0, "options": {"queue": "ingest", "expires": 60}},
+    }
