@@ -14,22 +14,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from retain.config import Settings
+from common import bench_settings, child_env
+
 from retain.stack import Stack
 from retain.stack.java import find_java
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def timed(argv: list[str], env: dict) -> float:
@@ -51,14 +45,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="retain-bench-"))
-    port = free_port()
-    settings = Settings.from_env(
-        {}, home=home, redis_url=f"redis://127.0.0.1:{port}/0", broker_url=f"redis://127.0.0.1:{port}/1",
-        result_backend=f"redis://127.0.0.1:{port}/2", stack_cassandra_addresses=["127.0.0.21", "127.0.0.22"],
-        cassandra_hosts=["127.0.0.21"], stack_jmx_port=7699,
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
-    env.update(settings.to_env())
+    settings = bench_settings(home, ["127.0.0.21", "127.0.0.22"], 7699)
+    env = child_env(settings)
     cli = [sys.executable, "-m", "retain", "stack"]
     java = find_java(settings.java_home)
     rounds = []

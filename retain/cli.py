@@ -244,9 +244,10 @@ def _register_commands() -> None:
     from retain.commands.deadletter import deadletter_group
     from retain.commands.generate import generate_command
     from retain.commands.ingest import ingest_command
+    from retain.commands.source import source_group
     from retain.commands.tenant import tenant_group
 
-    for command in (tenant_group, deadletter_group, generate_command, ingest_command):
+    for command in (tenant_group, deadletter_group, source_group, generate_command, ingest_command):
         main.add_command(command)
 
 

@@ -35,7 +35,7 @@ from retain.store.redis import redis_client  # noqa: E402
 from tests.harness import start_api, start_worker  # noqa: E402
 
 REUSE = bool(os.environ.get("RETAIN_TEST_REUSE_STACK"))
-pytest_plugins = ["tests.aws_fixtures"]
+pytest_plugins = ["tests.aws_fixtures", "tests.pg_fixtures"]
 
 
 @pytest.fixture(scope="session")

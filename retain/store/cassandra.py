@@ -7,6 +7,7 @@ region whose datacenter is down fails its health check instead of quietly readin
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any, Sequence
 
@@ -52,6 +53,19 @@ def make_cluster(settings: Settings, local_dc: str | None = None) -> Cluster:
     )
 
 
+_TABLE = re.compile(r"\b(FROM|INTO|UPDATE)\s+([A-Za-z_][A-Za-z0-9_]*)(?=[\s(]|$)", re.IGNORECASE)
+
+
+def qualify(cql: str, keyspace: str) -> str:
+    """Name the keyspace of every unqualified table in a statement.
+
+    Statements in code name bare tables so one store can serve any keyspace (tests use their own);
+    the server warns about prepared statements that lean on a session keyspace, and a fully
+    qualified statement is unambiguous.
+    """
+    return _TABLE.sub(lambda m: f"{m.group(1)} {keyspace}.{m.group(2)}", cql)
+
+
 class CassandraStore:
     """A lazily connected session with a cache of prepared statements.
 
@@ -90,7 +104,7 @@ class CassandraStore:
         """A prepared statement for ``cql`` in this store's keyspace, prepared once per process."""
         statement = self._prepared.get(cql)
         if statement is None:
-            statement = self.session.prepare(cql, keyspace=self.keyspace)
+            statement = self.session.prepare(qualify(cql, self.keyspace))
             self._prepared[cql] = statement
         return statement
 
