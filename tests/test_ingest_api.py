@@ -8,7 +8,9 @@ from collections import Counter
 
 import requests
 
-from retain.ingest.counters import summary
+from retain.ingest.counters import dirty_users, summary
+from retain.lake import open_lake
+from retain.lake.flush import flush, read_events
 from retain.lake.schema import COLUMNS
 from retain.store.redis import redis_client
 from tests.harness import poll
@@ -28,7 +30,7 @@ def test_segment_library_sends_to_retain(api, worker, tenant, schema) -> None:
     assert sorted(r.name for r in rows) == ["", "Article Read", "Front page"]
 
 
-def test_batch_answer_and_exactly_once_on_redelivery(api, worker, tenant, schema, settings) -> None:
+def test_batch_answer_and_exactly_once_on_redelivery(api, worker, tenant, schema, settings, tmp_path) -> None:
     user = f"u-{uuid.uuid4().hex[:6]}"
     batch = {"batch": [message(user, f"Step {i}") for i in range(20)]}
     first = post(api, "/v1/batch", tenant["write"], batch, gz=True)
@@ -48,6 +50,12 @@ def test_batch_answer_and_exactly_once_on_redelivery(api, worker, tenant, schema
     mine = Counter(row["message_id"] for row in staged if row["tenant_id"] == tenant["id"])
     assert len(mine) == 20 and set(mine.values()) == {1}, "each event is staged for the lake exactly once"
     assert set(next(r for r in staged if r["tenant_id"] == tenant["id"])) == {name for name, _ in COLUMNS}
+    newest = max(row["event_time"] for row in staged if row["tenant_id"] == tenant["id"])
+    assert dirty_users(client, settings, tenant["id"]) == {user: newest}, "the user awaits a profile rebuild"
+    lake_settings = settings.replace(lake_url=f"file://{tmp_path}/lake")
+    flush(client, lake_settings, open_lake(lake_settings))
+    table = read_events(open_lake(lake_settings), tenant["id"])
+    assert sorted(table.column("message_id").to_pylist()) == sorted(m["messageId"] for m in batch["batch"])
 
 
 def test_bad_events_in_a_batch_are_dead_lettered(api, worker, tenant, schema) -> None:

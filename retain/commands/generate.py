@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+from retain.commands.output import json_option
+
 
 
 def _text(document: dict) -> str:

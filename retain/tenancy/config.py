@@ -51,6 +51,18 @@ class TenantConfig(BaseModel):
     content_category_properties: list[str] = Field(["category", "genre", "content_category"],
                                                    description="Properties holding the content's category.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_follow_channels(cls, data: Any) -> Any:
+        # A tenant that narrows its channels drops the default sends and responses of the others;
+        # mappings it writes itself must name listed channels (checked below).
+        if isinstance(data, dict) and isinstance(data.get("channels"), list):
+            for field in ("sends", "responses"):
+                if field not in data:
+                    default = cls.model_fields[field].default
+                    data = {**data, field: {k: v for k, v in default.items() if v in data["channels"]}}
+        return data
+
     @model_validator(mode="after")
     def _known_channels(self) -> "TenantConfig":
         for field in ("sends", "responses"):
