@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev,monitoring]'
+	$(VENV)/bin/python -m pip install -q -c constraints.txt -e '.[dev,monitoring,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)

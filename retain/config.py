@@ -124,6 +124,12 @@ class Settings(BaseModel):
     lake_flush_events: int = Field(20000, gt=0, description="Flush staged events to the lake once this many are waiting.")
     lake_flush_seconds: float = Field(60.0, gt=0, description="Flush staged events to the lake at least this often.")
 
+    # --- Spark and models -------------------------------------------------------------------
+    spark_master: str = Field("local[*]", min_length=1, description="Spark master for training and scoring (local[*], spark://host:7077, yarn).")
+    spark_shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions (Spark's default of 200 is far too many for one machine).")
+    spark_driver_memory: str = Field("2g", pattern=r"^[0-9]+[kmgt]$", description="Memory of the Spark driver (local mode runs everything in it).")
+    model_store_url: str = Field("", description="Where model versions live: file:///path or s3://bucket/prefix; empty is RETAIN_HOME/models.")
+
     # --- AWS ---------------------------------------------------------------------------------
     aws_endpoint_url: str = Field("", description="Endpoint for S3 and Kinesis (e.g. a moto server); empty is AWS itself.")
     aws_region: str = Field("us-east-1", min_length=1, description="AWS region for S3, Kinesis, EC2 and Auto Scaling.")
@@ -148,7 +154,7 @@ class Settings(BaseModel):
     def _mappings(cls, value: Any) -> Any:
         return _split_mapping(value)
 
-    @field_validator("lake_url")
+    @field_validator("lake_url", "model_store_url")
     @classmethod
     def _lake_url(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("file", "s3"):
@@ -237,6 +243,11 @@ class Settings(BaseModel):
     def lake_root(self) -> str:
         """The lake's URL, defaulting to a directory under RETAIN_HOME."""
         return self.lake_url or f"file://{(self.home / 'lake').resolve()}"
+
+    @property
+    def model_store_root(self) -> str:
+        """The model store's URL, defaulting to a directory under RETAIN_HOME."""
+        return self.model_store_url or f"file://{(self.home / 'models').resolve()}"
 
     @property
     def long_running_queues(self) -> tuple[str, ...]:

@@ -125,3 +125,13 @@ def data_redis(stack: Stack, test_settings: Settings):
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings):
+    """One real local Spark session for the test session (Spark takes seconds to start)."""
+    from retain.spark.session import spark_session
+
+    session = spark_session(settings.replace(spark_master="local[2]", spark_shuffle_partitions=4), "retain-tests")
+    yield session
+    session.stop()
