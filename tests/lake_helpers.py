@@ -33,14 +33,14 @@ def stage_messages(client: redis.Redis, settings: Settings, tenant: str, message
 
 
 def generated_lake(client: redis.Redis, settings: Settings, tenant: str, out_dir: Path, users: int, days: int,
-                   seed: int, start: datetime) -> dict:
+                   seed: int, start: datetime, config: TenantConfig | None = None) -> dict:
     """Generate behaviour, stage it and flush it into the settings' lake; returns the truth."""
     generate(tenant, users, days, seed, out_dir, start=start, overwrite=True)
     total = 0
     for path in sorted(out_dir.glob("events-*.ndjson")):
         lines = path.read_text().splitlines()
         for i in range(0, len(lines), 5000):
-            total += stage_messages(client, settings, tenant, [json.loads(line) for line in lines[i:i + 5000]])
+            total += stage_messages(client, settings, tenant, [json.loads(line) for line in lines[i:i + 5000]], config)
     lake = open_lake(settings)
     moved = 0
     while moved < total:

@@ -27,6 +27,10 @@ def spark_session(settings: Settings, app_name: str = "retain"):
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.local.dir", str((settings.home / "spark").resolve()))
+        # Jobs read explicit lists of many small lake files: list them on the driver instead of
+        # in a distributed job, and pack many into each task.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
+        .config("spark.sql.files.openCostInBytes", str(64 * 1024))
     )
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
