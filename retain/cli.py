@@ -244,10 +244,12 @@ def _register_commands() -> None:
     from retain.commands.deadletter import deadletter_group
     from retain.commands.generate import generate_command
     from retain.commands.ingest import ingest_command
+    from retain.commands.models import models_group, train_command
     from retain.commands.source import source_group
     from retain.commands.tenant import tenant_group
 
-    for command in (tenant_group, deadletter_group, source_group, generate_command, ingest_command):
+    for command in (tenant_group, deadletter_group, source_group, generate_command, ingest_command, train_command,
+                    models_group):
         main.add_command(command)
 
 
