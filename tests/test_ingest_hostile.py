@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 
 import pytest
@@ -102,7 +103,7 @@ def test_openapi_documents_every_route(api) -> None:
     assert published["openapi"].startswith("3.")
     app = create_app()
     for rule in app.url_map.iter_rules():
-        path = rule.rule.replace("<user_id>", "{user_id}")
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         assert path in published["paths"], f"{rule.rule} is not in /openapi.json"
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in published["paths"][path], f"{method} {rule.rule} is not documented"

@@ -37,8 +37,20 @@ def test_bgnbd_and_gamma_gamma_parameters_are_recovered(spark, data_redis, lake_
     assert mean == pytest.approx(true_spend["p"] * true_spend["gamma"] / (true_spend["q"] - 1), rel=0.15)
     assert result.metrics["p_return_auc"] > 0.7
     assert abs(result.metrics["visits_aggregate_error"]) < 0.2
+    # Responses count opens and clicks against deliveries, so the email rate sits a little above
+    # the true open propensity Beta(2, 18) (mean 0.10); push taps follow Beta(1.5, 12) (mean 0.11).
+    assert 0.07 < result.params["channel"]["email"]["mean"] < 0.2
+    assert 0.07 < result.params["channel"]["push"]["mean"] < 0.2
+    assert len(result.params["send_time"]["tenant_distribution"]) == 168
+    bits = result.metrics["feature_importance_bits"]
+    assert set(bits) == {"frequency", "recency_days", "age_days", "revenue", "responses", "content_interactions",
+                         "categories"}
+    assert all(0 <= f["bits"] <= 1 for f in bits.values()) and bits["frequency"]["bits"] > 0.01
+    assert result.metrics["action_impact"], "the common actions get an impact estimate"
     store = ModelStore(lake_settings)
     assert store.current("acme") == result.version
+    report = store.artifact("acme", result.version, "report.html").decode()
+    assert report.count("data:image/png;base64,") >= 5, "tracking, calibration, importance, impact and channel plots"
     assert store.get("acme", result.version)["params"]["bgnbd"]["r"] == fitted["r"]
 
 
@@ -54,4 +66,6 @@ def test_tiny_tenant_says_what_it_could_not_fit(spark, data_redis, lake_settings
     result = train_tenant(spark, lake_settings, "tiny", TenantConfig(), cutoff=date(2025, 3, 10), holdout_days=7)
     assert result.status == "failed"
     assert "bgnbd" in result.not_fitted and "gammagamma" in result.not_fitted
-    assert ModelStore(lake_settings).current("tiny") is None
+    store = ModelStore(lake_settings)
+    assert store.current("tiny") is None
+    assert "not available" in store.artifact("tiny", result.version, "report.html").decode()

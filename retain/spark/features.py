@@ -65,3 +65,14 @@ def spend_summaries(events, window: Window):
             .groupBy("user_id")
             .agg(F.count("*").alias("transactions"), F.avg("revenue").alias("mean_value"),
                  F.sum("revenue").alias("total_value")))
+
+
+def repeat_activity_by_day(visits, summaries):
+    """(day, users): how many users of the calibration cohort were active that day after their
+    first day, across calibration and holdout (the actual curve of the BG/NBD tracking plot)."""
+    from pyspark.sql import functions as F
+
+    cohort = summaries.select("user_id")
+    firsts = visits.join(cohort, "user_id").groupBy("user_id").agg(F.min("day").alias("first"))
+    return (visits.join(firsts, "user_id").where(F.col("day") > F.col("first"))
+            .groupBy("day").count().withColumnRenamed("count", "users"))

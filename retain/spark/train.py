@@ -2,8 +2,8 @@
 plain functions fit them, the holdout window after the cutoff evaluates them, and the version is
 published only if it does not degrade against the current one.
 
-What is built so far: retention (BG/NBD) and spend (Gamma-Gamma) with their evaluation. Channel,
-send time, content (ALS), feature importance, the report and batch scoring come next.
+Built so far: retention (BG/NBD), spend (Gamma-Gamma), channel propensity, send time, feature
+importance and action impact. Content (ALS), the report and batch scoring come next.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from typing import Any
 import numpy as np
 
 from retain.config import Settings
-from retain.models import bgnbd, gammagamma
+from retain.models import bgnbd, channel, gammagamma, sendtime
 from retain.models.errors import FitError
+from retain.models.report import ReportData, predicted_cumulative, write_report
 from retain.models.evaluation import auc, calibration, degradations, forecast_errors
 from retain.models.store import FAILED, PUBLISHED, REJECTED, ModelStore, new_version
-from retain.spark.features import Window, bgnbd_summaries, compressed, spend_summaries, visit_days
+from retain.spark.engagement import channel_summaries, send_time_counts
+from retain.spark.features import (Window, bgnbd_summaries, compressed, repeat_activity_by_day, spend_summaries,
+                                   visit_days)
+from retain.spark.importance import action_impacts, feature_importance, user_features
 from retain.spark.lake import read_events
 from retain.tenancy.config import TenantConfig
 
@@ -63,8 +67,8 @@ def _retention(summaries, window: Window, result: TrainResult) -> dict[str, np.n
     errors = forecast_errors(expected, actual)
     result.metrics["visits_aggregate_error"] = errors["aggregate_error"]
     result.metrics["visits_per_user"] = errors
-    return {"x": x, "t_x": t_x, "T": T, "p_alive": bgnbd.p_alive(params, x, t_x, T), "p_return": returned,
-            "expected": expected, "actual": actual}
+    return {"params": params, "x": x, "t_x": t_x, "T": T, "p_return": returned, "expected": expected,
+            "actual": actual}
 
 
 def _spend(spend, result: TrainResult) -> None:
@@ -80,19 +84,97 @@ def _spend(spend, result: TrainResult) -> None:
                                    "converged": params.converged}
 
 
+def _channels(events, window: Window, config: TenantConfig, result: TrainResult) -> None:
+    table = channel_summaries(events, window).toPandas()
+    priors = {}
+    for name in config.channels:
+        mine = table[table["channel"] == name]
+        if not mine.empty and mine["sends"].sum() > 0:
+            priors[name] = channel.fit_prior(mine["sends"].to_numpy(float), mine["responses"].to_numpy(float))
+    if not priors:
+        result.not_fitted["channel"] = "no channel sends in the calibration period"
+        return
+    result.params["channel"] = {name: {"alpha": p.alpha, "beta": p.beta, "mean": p.mean, "users": p.users,
+                                       "method": p.method} for name, p in priors.items()}
+
+
+def _send_time(events, window: Window, result: TrainResult) -> None:
+    counts = send_time_counts(events, window).toPandas()
+    if counts.empty:
+        result.not_fitted["send_time"] = "no visits or responses in the calibration period"
+        return
+    by_bucket = np.bincount(counts["bucket"].to_numpy(int), weights=counts["n"].to_numpy(float), minlength=168)
+    tenant = sendtime.tenant_distribution(by_bucket)
+    users = counts["user_id"].astype("category")
+    matrix = np.zeros((len(users.cat.categories), 168))
+    np.add.at(matrix, (users.cat.codes.to_numpy(), counts["bucket"].to_numpy(int)), counts["n"].to_numpy(float))
+    best, _, _ = sendtime.best_hour(sendtime.user_distribution(matrix, tenant))
+    result.params["send_time"] = {"tenant_distribution": tenant.round(6).tolist(),
+                                  "best_bucket_users": np.bincount(np.asarray(best, int), minlength=168).tolist()}
+
+
+def _importance(events, summaries, window: Window, result: TrainResult) -> None:
+    features = user_features(events, summaries, window).cache()
+    try:
+        if features.where("label = 1").limit(1).count() == 0 or features.where("label = 0").limit(1).count() == 0:
+            result.not_fitted["importance"] = "every user, or no user, returned in the holdout window"
+            return
+        result.metrics["feature_importance_bits"] = feature_importance(features)
+        result.metrics["action_impact"] = action_impacts(events, features, window)
+    finally:
+        features.unpersist()
+
+
+def _tracking(visits, summaries, window: Window, fitted: dict | None) -> dict:
+    """Actual vs predicted cumulative repeat active days of the calibration cohort, per day."""
+    if fitted is None:
+        return {}
+    cutoff = (window.cutoff - date(1970, 1, 1)).days
+    first_days = cutoff - fitted["T"]
+    days = np.arange(int(first_days.min()), cutoff + window.holdout_days + 1)
+    counts = repeat_activity_by_day(visits, summaries).toPandas()
+    per_day = np.zeros(days.size)
+    inside = counts["day"].between(days[0], days[-1])
+    per_day[counts.loc[inside, "day"].to_numpy(int) - days[0]] = counts.loc[inside, "users"].to_numpy(float)
+    return {"tracking_days": (days - days[0]).tolist(), "tracking_actual": np.cumsum(per_day).tolist(),
+            "tracking_predicted": predicted_cumulative(fitted["params"], first_days, days).tolist(),
+            "tracking_cutoff_day": int(cutoff - days[0])}
+
+
+def _report(store: ModelStore, tenant: str, version: str, info: dict, tracking: dict) -> None:
+    metrics, params = info["metrics"], info["params"]
+    plots = dict(tracking)
+    if metrics.get("feature_importance_bits"):
+        plots["feature_importance"] = {k: v["bits"] for k, v in metrics["feature_importance_bits"].items()}
+    if metrics.get("action_impact"):
+        plots["action_impacts"] = {k: (v["difference"], v["low"], v["high"]) for k, v in metrics["action_impact"].items()}
+    if params.get("channel"):
+        plots["channel_prior_rates"] = {k: v["mean"] for k, v in params["channel"].items()}
+    if params.get("send_time"):
+        plots["send_time_share"] = params["send_time"]["tenant_distribution"]
+    write_report(store, tenant, version, ReportData.from_version(tenant, {"version": version, **info}, **plots))
+
+
 def train_tenant(spark, settings: Settings, tenant: str, config: TenantConfig, cutoff: date, holdout_days: int,
                  store: ModelStore | None = None) -> TrainResult:
     """Fit, evaluate and store a new version of ``tenant``'s models."""
     store = store or ModelStore(settings)
     window = Window(cutoff, holdout_days)
     result = TrainResult(tenant, new_version(), PUBLISHED)
-    events = read_events(spark, settings, tenant, end_date=window.holdout_end.isoformat())
-    summaries = bgnbd_summaries(visit_days(events, window), window).cache()
+    # Every model reads the same events: read the lake's files once.
+    events = read_events(spark, settings, tenant, end_date=window.holdout_end.isoformat()).cache()
+    visits = visit_days(events, window).cache()
+    summaries = bgnbd_summaries(visits, window).cache()
     try:
-        _retention(summaries, window, result)
+        fitted = _retention(summaries, window, result)
+        tracking = _tracking(visits, summaries, window, fitted)
         _spend(spend_summaries(events, window), result)
+        _channels(events, window, config, result)
+        _send_time(events, window, result)
+        _importance(events, summaries, window, result)
     finally:
-        summaries.unpersist()
+        for frame in (summaries, visits, events):
+            frame.unpersist()
     if "bgnbd" in result.not_fitted:
         result.status = FAILED
         result.reasons.append(f"retention model not fitted: {result.not_fitted['bgnbd']}")
@@ -101,11 +183,12 @@ def train_tenant(spark, settings: Settings, tenant: str, config: TenantConfig, c
         if current:
             result.reasons = degradations(result.metrics, store.get(tenant, current).get("metrics", {}), TOLERANCES)
             result.status = REJECTED if result.reasons else PUBLISHED
-    store.save(tenant, result.version, {
-        "status": result.status, "created_at": datetime.now(timezone.utc).isoformat(),
-        "cutoff": cutoff.isoformat(), "holdout_days": holdout_days, "horizon_days": config.horizon_days,
-        "params": result.params, "metrics": result.metrics, "not_fitted": result.not_fitted, "reasons": result.reasons,
-    })
+    info = {"status": result.status, "created_at": datetime.now(timezone.utc).isoformat(),
+            "cutoff": cutoff.isoformat(), "holdout_days": holdout_days, "horizon_days": config.horizon_days,
+            "params": result.params, "metrics": result.metrics, "not_fitted": result.not_fitted,
+            "reasons": result.reasons}
+    store.save(tenant, result.version, info)
+    _report(store, tenant, result.version, info, tracking)
     if result.status == PUBLISHED:
         store.promote(tenant, result.version)
     return result

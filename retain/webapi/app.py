@@ -9,7 +9,7 @@ from retain.ingest.journal import Journal
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
 from retain.tenancy.registry import KeyCache, TenantRegistry
-from retain.webapi import analytics, errors, health, ingest, openapi, timeline
+from retain.webapi import analytics, errors, health, ingest, models, openapi, timeline
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["retain"] = Stores(settings)
     errors.register(app)
-    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, openapi.bp):
+    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 

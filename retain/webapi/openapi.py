@@ -65,6 +65,17 @@ def document() -> dict:
             "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}},
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
             "responses": {"200": {"description": "Events"}, "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+        "/v1/models": {"get": {
+            "summary": "The tenant's model versions, newest first, with their status and main metrics",
+            "operationId": "list_models", "security": _READ,
+            "responses": {"200": {"description": "Model versions"}, "401": _ERROR, "403": _ERROR}}},
+        "/v1/models/{version}/report": {"get": {
+            "summary": "The HTML report of a training run (self-contained: embedded plots, no scripts)",
+            "operationId": "model_report", "security": _READ,
+            "parameters": [{"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The report",
+                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
     }
     for kind in ("track", "page", "screen", "identify", "alias", "group"):
         paths[f"/v1/{kind}"] = _single(kind)
