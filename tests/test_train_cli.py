@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from datetime import datetime, timezone
 
 from tests.harness import ROOT, child_env
@@ -35,3 +36,20 @@ def test_train_then_list_show_and_rollback(settings, schema, tenant, data_redis,
     assert "no artifact" in retain(own, "models", "show", "--tenant", tenant["id"], "v-nope", check=1).stderr
     bad = retain(own, "train", "--tenant", tenant["id"], "--cutoff", "last week", check=2)
     assert "--cutoff" in bad.stderr
+
+
+def test_train_task_runs_on_a_real_worker(settings, schema, worker, tenant, data_redis, tmp_path) -> None:
+    from retain.worker.app import app
+
+    # The session worker reads the session settings' lake and model store; stage into that lake.
+    # A staging prefix of this test's own keeps its flush apart from the session's staged events.
+    staging = settings.replace(redis_prefix=f"retain:t{uuid.uuid4().hex[:8]}:")
+    generated_lake(data_redis, staging, tenant["id"], tmp_path / "gen", users=300, days=60, seed=9,
+                   start=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    result = app.send_task("train.tenant", args=[tenant["id"], "2025-02-14", 14], queue="train")
+    outcome = result.get(timeout=600)
+    assert outcome["status"] == "published" and outcome["tenant"] == tenant["id"]
+    from retain.models.store import ModelStore
+
+    assert ModelStore(settings).current(tenant["id"]) == outcome["version"]
+

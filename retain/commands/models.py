@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 
 import click
 
@@ -11,10 +11,9 @@ from retain.config import Settings
 from retain.models.store import ModelStore
 
 
-def _cutoff(value: str | None, holdout_days: int) -> date:
+def _cutoff(value: str | None) -> date | None:
     if value is None:
-        # The holdout window then ends with yesterday, the last whole day.
-        return datetime.now(timezone.utc).date() - timedelta(days=holdout_days + 1)
+        return None
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -28,24 +27,12 @@ def _cutoff(value: str | None, holdout_days: int) -> date:
 @json_option
 def train_command(tenant: str, cutoff: str | None, holdout_days: int, as_json: bool) -> None:
     """Train, evaluate and store a new version of a tenant's models (Spark)."""
-    from retain.spark.session import spark_session
-    from retain.spark.train import train_tenant
-    from retain.store.cassandra import CassandraStore
-    from retain.tenancy.registry import TenantRegistry
+    from retain.spark.train import default_cutoff, run_training
 
     settings = Settings.from_env()
-    day = _cutoff(cutoff, holdout_days)
-    store = CassandraStore(settings)
-    try:
-        config = TenantRegistry(store).get(tenant).config
-    finally:
-        store.close()
+    day = _cutoff(cutoff) or default_cutoff(holdout_days)
     progress(f"training {tenant}: calibration up to {day}, holdout {holdout_days} days, Spark {settings.spark_master}")
-    spark = spark_session(settings, f"retain-train-{tenant}")
-    try:
-        result = train_tenant(spark, settings, tenant, config, day, holdout_days)
-    finally:
-        spark.stop()
+    result = run_training(settings, tenant, day, holdout_days)
 
     def text() -> str:
         lines = [f"{tenant} {result.version}: {result.status}"]

@@ -9,7 +9,7 @@ importance and action impact. Content (ALS), the report and batch scoring come n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -192,3 +192,27 @@ def train_tenant(spark, settings: Settings, tenant: str, config: TenantConfig, c
     if result.status == PUBLISHED:
         store.promote(tenant, result.version)
     return result
+
+
+def default_cutoff(holdout_days: int) -> date:
+    """The cutoff whose holdout window ends with yesterday, the last whole day."""
+    return datetime.now(timezone.utc).date() - timedelta(days=holdout_days + 1)
+
+
+def run_training(settings: Settings, tenant: str, cutoff: date | None = None, holdout_days: int = 30) -> TrainResult:
+    """What `retain train` and the `train.tenant` task run: the tenant's configuration from
+    Cassandra, a Spark session for the run, then train_tenant."""
+    from retain.spark.session import spark_session
+    from retain.store.cassandra import CassandraStore
+    from retain.tenancy.registry import TenantRegistry
+
+    store = CassandraStore(settings)
+    try:
+        config = TenantRegistry(store).get(tenant).config
+    finally:
+        store.close()
+    spark = spark_session(settings, f"retain-train-{tenant}")
+    try:
+        return train_tenant(spark, settings, tenant, config, cutoff or default_cutoff(holdout_days), holdout_days)
+    finally:
+        spark.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from celery.schedules import crontab
+
 from retain.config import Settings
 
 
@@ -12,4 +14,7 @@ def beat_schedule(settings: Settings) -> dict:
                        "options": {"queue": "ingest", "expires": settings.lake_flush_seconds}},
         # Accepted batches the broker lost in a crash are sent again (the ledger drops duplicates).
         "ingest-redeliver": {"task": "ingest.redeliver", "schedule": 60.0, "options": {"queue": "ingest", "expires": 60}},
+        # Every tenant's models, trained and evaluated on the data up to the day before.
+        "train-nightly": {"task": "train.nightly", "schedule": crontab(hour=2, minute=0),
+                          "options": {"queue": "train", "expires": 3600}},
     }

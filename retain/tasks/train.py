@@ -1,0 +1,28 @@
+"""Tasks of the `train` queue."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from retain.worker import resources
+from retain.worker.app import app
+
+
+@app.task(name="train.tenant")
+def tenant(tenant_id: str, cutoff: str | None = None, holdout_days: int = 30) -> dict:
+    """Train, evaluate and store a new version of one tenant's models."""
+    from retain.spark.train import run_training
+
+    day = date.fromisoformat(cutoff) if cutoff else None
+    return run_training(resources.settings(), str(tenant_id), day, int(holdout_days)).to_dict()
+
+
+@app.task(name="train.nightly")
+def nightly() -> list[str]:
+    """Fan out one training task per tenant (beat runs this every night)."""
+    from retain.tenancy.registry import TenantRegistry
+
+    tenants = [t.tenant_id for t in TenantRegistry(resources.cassandra()).list()]
+    for name in tenants:
+        app.send_task("train.tenant", args=[name], queue="train")
+    return tenants
