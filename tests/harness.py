@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,3 +86,12 @@ def start_api(settings: Settings, name: str = "test-api") -> tuple[ManagedProces
 
     poll(healthy, 60, f"the API at {url} answers /healthz")
     return proc, url
+
+
+def run_cli(settings: Settings, *args: str, check: int | None = 0, **env: str) -> subprocess.CompletedProcess:
+    """`retain ARGS` in a child process with these settings; asserts the exit code unless None."""
+    out = subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True, text=True,
+                         env={**child_env(settings), **env}, cwd=ROOT, timeout=600)
+    if check is not None:
+        assert out.returncode == check, f"retain {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}"
+    return out

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,8 @@ import requests
 
 from retain.config import Settings
 from retain.stack import Stack
-from tests.harness import ROOT, child_env, free_port, start_api
+from tests.harness import run_cli as retain
+from tests.harness import free_port, start_api
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +31,6 @@ def own(tmp_path_factory, settings: Settings) -> Settings:
     )
     yield own_settings
     Stack(own_settings).down()
-
-
-def retain(settings: Settings, *args: str, check: int | None = 0, **env: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True, text=True,
-                         env={**child_env(settings), **env}, cwd=ROOT, timeout=600)
-    if check is not None:
-        assert out.returncode == check, f"retain {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}"
-    return out
 
 
 def states(settings: Settings) -> dict[str, dict]:

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import requests
 
 from retain.tenancy.registry import hash_key
-from tests.harness import ROOT, child_env, poll
+from tests.harness import run_cli as retain
+from tests.harness import poll
 from tests.ingest_helpers import message, post
-
-
-def retain(settings, *args: str, check: int | None = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True, text=True,
-                         env=child_env(settings), cwd=ROOT, timeout=120)
-    if check is not None:
-        assert out.returncode == check, out.stderr[-2000:]
-    return out
 
 
 def test_create_prints_keys_once_and_stores_only_hashes(settings, schema, api) -> None:

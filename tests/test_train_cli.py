@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timezone
 
-from tests.harness import ROOT, child_env
+from tests.harness import run_cli as retain
 from tests.lake_helpers import generated_lake
-
-
-def retain(settings, *args: str, check: int | None = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "retain", *args], capture_output=True, text=True,
-                         env=child_env(settings), cwd=ROOT, timeout=600)
-    if check is not None:
-        assert out.returncode == check, out.stderr[-3000:]
-    return out
 
 
 def test_train_then_list_show_and_rollback(settings, schema, tenant, data_redis, test_settings, tmp_path) -> None:
