@@ -47,6 +47,8 @@ def test_bgnbd_and_gamma_gamma_parameters_are_recovered(spark, data_redis, lake_
                          "categories"}
     assert all(0 <= f["bits"] <= 1 for f in bits.values()) and bits["frequency"]["bits"] > 0.01
     assert result.metrics["action_impact"], "the common actions get an impact estimate"
+    content = result.metrics["content"]
+    assert content["users_evaluated"] > 0 and content["als_precision_at_k"] is not None
     store = ModelStore(lake_settings)
     assert store.current("acme") == result.version
     report = store.artifact("acme", result.version, "report.html").decode()

@@ -3,7 +3,7 @@ plain functions fit them, the holdout window after the cutoff evaluates them, an
 published only if it does not degrade against the current one.
 
 Built so far: retention (BG/NBD), spend (Gamma-Gamma), channel propensity, send time, feature
-importance and action impact. Content (ALS), the report and batch scoring come next.
+importance and action impact, content (ALS), and the report. Batch scoring comes next.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from retain.models.errors import FitError
 from retain.models.report import ReportData, predicted_cumulative, write_report
 from retain.models.evaluation import auc, calibration, degradations, forecast_errors
 from retain.models.store import FAILED, PUBLISHED, REJECTED, ModelStore, new_version
+from retain.spark.content import fit_content
 from retain.spark.engagement import channel_summaries, send_time_counts
 from retain.spark.features import (Window, bgnbd_summaries, compressed, repeat_activity_by_day, spend_summaries,
                                    visit_days)
@@ -125,6 +126,20 @@ def _importance(events, summaries, window: Window, result: TrainResult) -> None:
         features.unpersist()
 
 
+def _content(events, window: Window, result: TrainResult) -> None:
+    try:
+        content = fit_content(events, window)
+    except FitError as exc:
+        result.not_fitted["content"] = str(exc)
+        return
+    try:
+        result.metrics["content"] = content.metrics
+        result.params["content"] = {"users": content.fit.n_users, "items": content.fit.n_items,
+                                    "popular": list(content.popular)}
+    finally:
+        content.unpersist()
+
+
 def _tracking(visits, summaries, window: Window, fitted: dict | None) -> dict:
     """Actual vs predicted cumulative repeat active days of the calibration cohort, per day."""
     if fitted is None:
@@ -172,6 +187,7 @@ def train_tenant(spark, settings: Settings, tenant: str, config: TenantConfig, c
         _channels(events, window, config, result)
         _send_time(events, window, result)
         _importance(events, summaries, window, result)
+        _content(events, window, result)
     finally:
         for frame in (summaries, visits, events):
             frame.unpersist()
