@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import boto3
 import pytest
 import requests
 
-from tests.harness import free_port
+from tests.harness import free_port, poll
 
 REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -33,19 +32,13 @@ def _moto_command(port: int) -> list[str]:
 
 
 def _wait_until_up(proc: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"moto_server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            requests.get(f"{url}/moto-api/", timeout=1)
-            return
-        except requests.RequestException as exc:
-            last_error = exc
-        time.sleep(0.1)
-    pytest.fail(f"moto_server did not answer at {url} within {timeout:.0f}s (last error: {last_error!r}; "
-                f"log: {log_path})")
+        requests.get(f"{url}/moto-api/", timeout=1)
+        return True
+
+    poll(answers, timeout, f"moto_server answers at {url} (log: {log_path})", interval=0.1)
 
 
 def aws_client(service: str, endpoint: str):
