@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -42,8 +41,7 @@ from retain.store.schema import migrate
 from retain.tenancy.registry import TenantRegistry
 from retain.worker.app import create_celery
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.harness import poll, start_api, start_worker  # noqa: E402
+from tests.harness import poll, start_api, start_worker
 
 
 def messages(count: int, users: int = 2000, seed: str = "") -> list[dict]:

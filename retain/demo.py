@@ -39,8 +39,7 @@ class Demo:
     started: list[str] = field(default_factory=list)
 
     def _proc(self, name: str) -> ManagedProcess:
-        home = self.settings.home.resolve()
-        return ManagedProcess(name, home / "run" / f"{name}.pid", home / "logs" / f"{name}.log")
+        return ManagedProcess.under(self.settings.home, name)
 
     def _step(self, message: str) -> float:
         self.progress(f"==> {message}")

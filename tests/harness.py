@@ -47,8 +47,7 @@ def child_env(settings: Settings) -> dict[str, str]:
 
 
 def retain_process(settings: Settings, name: str) -> ManagedProcess:
-    run = settings.home.resolve()
-    return ManagedProcess(name, run / "run" / f"{name}.pid", run / "logs" / f"{name}.log")
+    return ManagedProcess.under(settings.home, name)
 
 
 def start_worker(settings: Settings, name: str, queues: str = "all") -> ManagedProcess:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -13,9 +15,13 @@ from retain.tenancy.config import TenantConfig
 from retain.tenancy.registry import KINDS, TenantRegistry
 
 
-def _registry() -> tuple[TenantRegistry, CassandraStore]:
+@contextmanager
+def _registry() -> Iterator[TenantRegistry]:
     store = CassandraStore(Settings.from_env())
-    return TenantRegistry(store), store
+    try:
+        yield TenantRegistry(store)
+    finally:
+        store.close()
 
 
 def _keys_text(name: str, keys: dict[str, str]) -> str:
@@ -33,11 +39,8 @@ def tenant_group() -> None:
 @json_option
 def create(name: str, as_json: bool) -> None:
     """Create a tenant and print its write and read keys (once)."""
-    registry, store = _registry()
-    try:
+    with _registry() as registry:
         tenant, keys = registry.create(name)
-    finally:
-        store.close()
     report(as_json, {"tenant": tenant.tenant_id, "write_key": keys["write"], "read_key": keys["read"]},
            lambda: _keys_text(tenant.tenant_id, keys))
 
@@ -46,11 +49,8 @@ def create(name: str, as_json: bool) -> None:
 @json_option
 def list_(as_json: bool) -> None:
     """List tenants."""
-    registry, store = _registry()
-    try:
+    with _registry() as registry:
         tenants = registry.list()
-    finally:
-        store.close()
     report(as_json, {"tenants": [{"tenant": t.tenant_id, "created_at": t.created_at} for t in tenants]},
            lambda: "\n".join(t.tenant_id for t in tenants) or "no tenants")
 
@@ -62,13 +62,10 @@ def list_(as_json: bool) -> None:
 @json_option
 def config(name: str, path: Path | None, as_json: bool) -> None:
     """Show a tenant's configuration, or replace it with --file."""
-    registry, store = _registry()
-    try:
+    with _registry() as registry:
         if path is not None:
             registry.set_config(name, TenantConfig.from_yaml(path.read_text()))
         current = registry.get(name).config
-    finally:
-        store.close()
     import yaml
 
     report(as_json, current.model_dump(), lambda: yaml.safe_dump(current.model_dump(), sort_keys=False).rstrip())
@@ -88,11 +85,8 @@ def keys() -> None:
 def rotate(name: str, kind: str, grace_hours: float, as_json: bool) -> None:
     """Issue new keys; the old ones stop working after the grace period."""
     kinds = list(KINDS) if kind == "both" else [kind]
-    registry, store = _registry()
-    try:
+    with _registry() as registry:
         fresh = registry.rotate(name, kinds, int(grace_hours * 3600))
-    finally:
-        store.close()
     report(as_json, {"tenant": name, **{f"{k}_key": v for k, v in fresh.items()}, "old_keys_expire_in_hours": grace_hours},
            lambda: _keys_text(name, fresh) + f"\nOld {kind} keys stop working in {grace_hours:g} h.")
 
@@ -102,10 +96,7 @@ def rotate(name: str, kind: str, grace_hours: float, as_json: bool) -> None:
 @json_option
 def list_keys(name: str, as_json: bool) -> None:
     """List a tenant's keys (prefixes only)."""
-    registry, store = _registry()
-    try:
+    with _registry() as registry:
         found = registry.keys(name)
-    finally:
-        store.close()
     report(as_json, {"tenant": name, "keys": found},
            lambda: "\n".join(f"{k['kind']:6} {k['prefix']}…  created {k['created_at']}" for k in found))

@@ -124,16 +124,21 @@ def redeliver(journal: Journal, older_than: float | None = None, app: Celery | N
     return len(overdue)
 
 
+_journals: dict[tuple[str, str], Journal] = {}
+
+
+def _default_journal(settings: Settings) -> Journal:
+    """The process's journal for these settings: pull sources submit batch after batch, and each
+    must not open a Redis connection of its own."""
+    key = (settings.redis_url, settings.redis_prefix)
+    if key not in _journals:
+        _journals[key] = Journal(redis_client(settings), settings)
+    return _journals[key]
+
+
 def submit(messages: Iterable[Any], tenant_id: str, source: str, settings: Settings, *,
            journal: Journal | None = None, app: Celery | None = None, **options: Any) -> Submission:
     """Validate and enqueue; pull sources call this (the API calls prepare and enqueue itself)."""
     sub = prepare(messages, tenant_id, source, settings, **options)
-    if journal is None:
-        client = redis_client(settings)
-        try:
-            enqueue(sub, Journal(client, settings), app)
-        finally:
-            client.close()
-    else:
-        enqueue(sub, journal, app)
+    enqueue(sub, journal or _default_journal(settings), app)
     return sub

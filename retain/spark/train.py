@@ -68,8 +68,7 @@ def _retention(summaries, window: Window, result: TrainResult) -> dict[str, np.n
     errors = forecast_errors(expected, actual)
     result.metrics["visits_aggregate_error"] = errors["aggregate_error"]
     result.metrics["visits_per_user"] = errors
-    return {"params": params, "x": x, "t_x": t_x, "T": T, "p_return": returned, "expected": expected,
-            "actual": actual}
+    return {"params": params, "T": T}
 
 
 def _spend(spend, result: TrainResult) -> None:

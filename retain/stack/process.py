@@ -29,6 +29,12 @@ class ManagedProcess:
     pid_file: Path
     log_file: Path
 
+    @classmethod
+    def under(cls, home: Path, name: str) -> "ManagedProcess":
+        """The process ``name`` of a retain home: pid file in run/, log in logs/."""
+        home = home.resolve()
+        return cls(name, home / "run" / f"{name}.pid", home / "logs" / f"{name}.log")
+
     # -- identity ------------------------------------------------------------------------------
     def _record(self) -> dict | None:
         try:

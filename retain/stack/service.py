@@ -48,8 +48,7 @@ class Service(ABC):
         self.settings = settings
         home = settings.home.resolve()
         self.home = home
-        self.process = ManagedProcess(self.name, home / "run" / f"{self.name}.pid",
-                                      home / "logs" / f"{self.name}.log")
+        self.process = ManagedProcess.under(home, self.name)
 
     @property
     @abstractmethod
