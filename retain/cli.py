@@ -245,11 +245,12 @@ def _register_commands() -> None:
     from retain.commands.generate import generate_command
     from retain.commands.ingest import ingest_command
     from retain.commands.models import models_group, train_command
+    from retain.commands.score import score_command
     from retain.commands.source import source_group
     from retain.commands.tenant import tenant_group
 
     for command in (tenant_group, deadletter_group, source_group, generate_command, ingest_command, train_command,
-                    models_group):
+                    models_group, score_command):
         main.add_command(command)
 
 

@@ -62,21 +62,22 @@ class ModelStore:
         current = self.current(tenant)
         return [{**self.get(tenant, v), "current": v == current} for v in names]
 
-    def _pointer(self, tenant: str) -> dict[str, Any]:
+    def pointer(self, tenant: str) -> dict[str, Any]:
+        """The tenant's ``current.json``: version (None when there is none), previous, switched_at."""
         try:
             return json.loads(self.backend.get(f"tenants/{tenant}/current.json"))
         except MissingObject:
             return {"version": None, "previous": []}
 
     def current(self, tenant: str) -> str | None:
-        return self._pointer(tenant)["version"]
+        return self.pointer(tenant)["version"]
 
     def promote(self, tenant: str, version: str) -> None:
         """Make ``version`` current; only a published version can be."""
         status = self.get(tenant, version).get("status")
         if status != PUBLISHED:
             raise ModelStoreError(f"version {version} is {status}, not published; it cannot become current")
-        pointer = self._pointer(tenant)
+        pointer = self.pointer(tenant)
         if pointer["version"] == version:
             return
         previous = ([pointer["version"]] if pointer["version"] else []) + pointer["previous"]
@@ -84,7 +85,7 @@ class ModelStore:
 
     def rollback(self, tenant: str) -> str:
         """Make the previously current version current again; returns it."""
-        pointer = self._pointer(tenant)
+        pointer = self.pointer(tenant)
         if not pointer["previous"]:
             raise ModelStoreError(f"tenant {tenant!r} has no earlier version to roll back to")
         back, rest = pointer["previous"][0], pointer["previous"][1:]

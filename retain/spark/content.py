@@ -139,6 +139,12 @@ def _category_shares(interactions):
     return per_category.crossJoin(total).select("content_category", (F.col("n") / F.col("total")).alias("share"))
 
 
+def category_shares(interactions, limit: int = 500) -> dict[str, float]:
+    """The tenant's ``limit`` largest category shares, for the affinity of users scored later."""
+    rows = _category_shares(interactions).orderBy(_f().desc("share"), "content_category").limit(limit).collect()
+    return {row["content_category"]: float(row["share"]) for row in rows}
+
+
 def tenant_categories(interactions, k: int = 3) -> list[str]:
     """The tenant's k most interacted categories: the affinity of a user with no history."""
     rows = _category_shares(interactions).orderBy(_f().desc("share"), "content_category").limit(k).collect()

@@ -2,8 +2,8 @@
 plain functions fit them, the holdout window after the cutoff evaluates them, and the version is
 published only if it does not degrade against the current one.
 
-Built so far: retention (BG/NBD), spend (Gamma-Gamma), channel propensity, send time, feature
-importance and action impact, content (ALS), and the report. Batch scoring comes next.
+A version holds what profiles need (see retain.profiles.model): every model's parameters, the
+content model's per-user recommendations as a Parquet table, and the report.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from retain.models.errors import FitError
 from retain.models.report import ReportData, predicted_cumulative, write_report
 from retain.models.evaluation import auc, calibration, degradations, forecast_errors
 from retain.models.store import FAILED, PUBLISHED, REJECTED, ModelStore, new_version
-from retain.spark.content import fit_content
+from retain.profiles.model import RECOMMENDATIONS
+from retain.spark.content import category_shares, fit_content
 from retain.spark.engagement import channel_summaries, send_time_counts
 from retain.spark.features import (Window, bgnbd_summaries, compressed, repeat_activity_by_day, spend_summaries,
                                    visit_days)
@@ -41,6 +42,8 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     not_fitted: dict[str, str] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    # Tables stored beside version.json (name under the version -> bytes), e.g. ALS recommendations.
+    artifacts: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"tenant": self.tenant, "version": self.version, "status": self.status, "params": self.params,
@@ -51,6 +54,7 @@ def _retention(summaries, window: Window, result: TrainResult) -> dict[str, np.n
     rows = compressed(summaries).toPandas()
     users = summaries.select("x", "t_x", "T", "holdout_active_days").toPandas()
     result.metrics["users"] = int(len(users))
+    result.metrics["active_days"] = int((users["x"] + 1).sum())
     try:
         params = bgnbd.fit(rows["x"].to_numpy(float), rows["t_x"].to_numpy(float), rows["T"].to_numpy(float),
                            rows["count"].to_numpy(float))
@@ -79,9 +83,11 @@ def _spend(spend, result: TrainResult) -> None:
     except FitError as exc:
         result.not_fitted["gammagamma"] = str(exc)
         return
+    # Lifetime value turns expected active days into purchases with this tenant-wide rate.
+    purchase_rate = float(table["transactions"].sum()) / max(result.metrics.get("active_days", 0), 1)
     result.params["gammagamma"] = {"p": params.p, "q": params.q, "gamma": params.gamma,
                                    "log_likelihood": params.log_likelihood, "users": params.users,
-                                   "converged": params.converged}
+                                   "converged": params.converged, "purchase_rate": purchase_rate}
 
 
 def _channels(events, window: Window, config: TenantConfig, result: TrainResult) -> None:
@@ -134,9 +140,21 @@ def _content(events, window: Window, result: TrainResult) -> None:
     try:
         result.metrics["content"] = content.metrics
         result.params["content"] = {"users": content.fit.n_users, "items": content.fit.n_items,
-                                    "popular": list(content.popular)}
+                                    "popular": list(content.popular),
+                                    "default_categories": list(content.default_categories),
+                                    "category_shares": category_shares(content.interactions)}
+        result.artifacts[RECOMMENDATIONS] = _parquet(content.recommendations.toPandas())
     finally:
         content.unpersist()
+
+
+def _parquet(frame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), out)
+    return out.getvalue().to_pybytes()
 
 
 def _tracking(visits, summaries, window: Window, fitted: dict | None) -> dict:
@@ -203,6 +221,8 @@ def train_tenant(spark, settings: Settings, tenant: str, config: TenantConfig, c
             "params": result.params, "metrics": result.metrics, "not_fitted": result.not_fitted,
             "reasons": result.reasons}
     store.save(tenant, result.version, info)
+    for name, data in result.artifacts.items():
+        store.put_artifact(tenant, result.version, name, data)
     _report(store, tenant, result.version, info, tracking)
     if result.status == PUBLISHED:
         store.promote(tenant, result.version)

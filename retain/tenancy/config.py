@@ -25,6 +25,8 @@ class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     horizon_days: int = Field(30, ge=1, le=730, description="Prediction horizon H in days.")
+    annual_discount_rate: float = Field(0.10, ge=0.0, le=1.0,
+                                        description="Discount rate per year for predicted lifetime value.")
     event_ttl_days: int = Field(400, ge=1, description="How long raw events stay in the per-user event store.")
     visit_types: list[str] = Field(["page", "screen"], description="Message types that count as a visit.")
     visit_events: list[str] = Field(
