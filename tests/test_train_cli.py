@@ -26,6 +26,9 @@ def test_train_then_list_show_and_rollback(settings, schema, tenant, data_redis,
     assert "no artifact" in retain(own, "models", "show", "--tenant", tenant["id"], "v-nope", check=1).stderr
     bad = retain(own, "train", "--tenant", tenant["id"], "--cutoff", "last week", check=2)
     assert "--cutoff" in bad.stderr
+    scored = json.loads(retain(own, "score", "--tenant", tenant["id"], "--as-of", "2025-03-01", "--json").stdout)
+    assert scored["model_version"] == trained["version"] and scored["users"] == scored["written"] > 300
+    assert "--as-of" in retain(own, "score", "--tenant", tenant["id"], "--as-of", "soon", check=2).stderr
 
 
 def test_train_task_runs_on_a_real_worker(settings, schema, worker, tenant, data_redis, tmp_path) -> None:
