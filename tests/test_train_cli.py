@@ -46,3 +46,5 @@ def test_train_task_runs_on_a_real_worker(settings, schema, worker, tenant, data
 
     assert ModelStore(settings).current(tenant["id"]) == outcome["version"]
 
+    scored = app.send_task("train.score", args=[tenant["id"], "2025-03-01T00:00:00"], queue="train").get(timeout=600)
+    assert scored["model_version"] == outcome["version"] and scored["users"] == scored["written"] > 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from retain.worker import resources
 from retain.worker.app import app
@@ -15,6 +15,17 @@ def tenant(tenant_id: str, cutoff: str | None = None, holdout_days: int = 30) ->
 
     day = date.fromisoformat(cutoff) if cutoff else None
     return run_training(resources.settings(), str(tenant_id), day, int(holdout_days)).to_dict()
+
+
+@app.task(name="train.score")
+def score(tenant_id: str, as_of: str | None = None) -> dict:
+    """Score every user of a tenant in Spark and write the profiles (backfill, check, after a promotion)."""
+    from retain.spark.scoring import run_scoring
+
+    moment = datetime.fromisoformat(as_of) if as_of else None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return run_scoring(resources.settings(), str(tenant_id), as_of=moment).to_dict()
 
 
 @app.task(name="train.nightly")
