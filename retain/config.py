@@ -130,6 +130,18 @@ class Settings(BaseModel):
     spark_driver_memory: str = Field("2g", pattern=r"^[0-9]+[kmgt]$", description="Memory of the Spark driver (local mode runs everything in it).")
     model_store_url: str = Field("", description="Where model versions live: file:///path or s3://bucket/prefix; empty is RETAIN_HOME/models.")
 
+    # --- profiles ----------------------------------------------------------------------------
+    profile_debounce_seconds: float = Field(5.0, ge=0, description="A dirty user is rebuilt once their last activity is this old (a burst of events costs one rebuild).")
+    profile_max_delay_seconds: float = Field(60.0, gt=0, description="A user active without pause is rebuilt at least this often.")
+    profile_sweep_seconds: float = Field(2.0, gt=0, description="How often beat sweeps the dirty users into rebuild tasks.")
+    profile_batch_size: int = Field(200, ge=1, le=5000, description="Users per profiles.rebuild task.")
+    profile_claim_seconds: int = Field(900, gt=0, description="A user claimed for a rebuild that no task finished within this time is dirty again (covers a sweep that died before enqueueing).")
+    profile_model_refresh_seconds: float = Field(30.0, ge=0, description="How often a profile worker checks for a newly promoted model version.")
+    profile_max_events: int = Field(20000, gt=0, description="Most recent events of a user a rebuild reads.")
+    profile_cache_ttl_seconds: int = Field(86400, gt=0, description="How long a profile stays in the Redis cache.")
+    profile_negative_ttl_seconds: int = Field(30, gt=0, description="How long the cache remembers that a user has no profile.")
+    profile_max_age_seconds: int = Field(60, ge=0, description="Cache-Control max-age of profile responses.")
+
     # --- AWS ---------------------------------------------------------------------------------
     aws_endpoint_url: str = Field("", description="Endpoint for S3 and Kinesis (e.g. a moto server); empty is AWS itself.")
     aws_region: str = Field("us-east-1", min_length=1, description="AWS region for S3, Kinesis, EC2 and Auto Scaling.")

@@ -112,6 +112,7 @@ def test_batch_scoring_writes_the_profiles_the_plain_functions_compute(spark, da
     for user_id, want in expected.items():
         got = store.get(tenant, user_id)
         assert got is not None, f"no profile for {user_id}"
+        assert got["version"] == want["version"]
         for name in want:
             if name not in RUN_FIELDS:
                 assert got[name] == want[name], f"{user_id}.{name}: batch {got[name]!r}, plain {want[name]!r}"

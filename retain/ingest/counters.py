@@ -22,5 +22,5 @@ def summary(client: redis.Redis, settings: Settings, tenant: str, day: str) -> d
 
 
 def dirty_users(client: redis.Redis, settings: Settings, tenant: str) -> dict[str, int]:
-    """Users waiting for a profile rebuild, with their last-seen time (ms)."""
+    """Users waiting for a profile rebuild, with the arrival time (ms) of their latest events."""
     return {user: int(ms) for user, ms in client.zrange(f"{settings.redis_prefix}dirty:{tenant}", 0, -1, withscores=True)}

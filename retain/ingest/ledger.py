@@ -6,13 +6,15 @@ A batch is processed in three steps, each safe to repeat after a crash:
    still maps to the same row.
 2. the worker upserts the rows into Cassandra (an idempotent write: same key, same row);
 3. ``commit`` atomically, for each claimed-but-uncommitted message only: stages the lake row,
-   counts it, marks the user dirty, and marks the message committed.
+   counts it, marks the user dirty (see retain.profiles.dirty), and marks the message committed.
 A redelivery after step 1 or 2 repeats 2 (harmlessly) and does 3; after 3, it changes nothing.
 """
 
 from __future__ import annotations
 
 import redis
+
+from retain.profiles.dirty import dirty_keys
 
 _CLAIM = """
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
@@ -31,12 +33,18 @@ end
 return out
 """
 
-# ARGV: prefix, counter ttl, staging stream key, dirty key, then per event:
-#   ledger id, user, event ms, day, hour, name, lake row
+# ARGV: prefix, counter ttl, staging stream key, dirty key, dirty-since key, dirty tenants key,
+# tenant, then per event: ledger id, user, event ms, day, hour, name, lake row.
+# Dirty users are scored by arrival time (the server's clock), not event time: debouncing is about
+# when activity reaches us, and an import of old events or a device clock a day ahead must not
+# make a user wait or jump the queue.
 _COMMIT = """
-local prefix, cttl, stream, dirty = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local prefix, cttl, stream, dirty, since = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local tenants, tenant = ARGV[6], ARGV[7]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local committed = 0
-for i = 5, #ARGV, 7 do
+for i = 8, #ARGV, 7 do
   local key = prefix .. ARGV[i]
   local state = redis.call('GET', key)
   if state and string.sub(state, -2) == '|0' then
@@ -50,9 +58,13 @@ for i = 5, #ARGV, 7 do
     redis.call('EXPIRE', base .. 'users', cttl)
     redis.call('EXPIRE', base .. 'events', cttl)
     redis.call('EXPIRE', base .. 'hours', cttl)
-    redis.call('ZADD', dirty, 'GT', ms, user)
+    redis.call('ZADD', dirty, 'GT', now, user)
+    redis.call('ZADD', since, 'NX', now, user)
     committed = committed + 1
   end
+end
+if committed > 0 then
+  redis.call('SADD', tenants, tenant)
 end
 return committed
 """
@@ -79,7 +91,7 @@ class Ledger:
         """Stage, count and mark dirty each (id, user, ms, day, hour, name, row) not yet committed."""
         if not items:
             return 0
-        argv: list = [self.prefix, self.counters_ttl, self.staging_key, f"{self.prefix}dirty:{tenant}"]
+        argv: list = [self.prefix, self.counters_ttl, self.staging_key, *dirty_keys(self.prefix, tenant), tenant]
         for message_id, user, ms, day, hour, name, row in items:
             argv += [f"msg:{tenant}:{message_id}", user, ms, f"c:{tenant}:{day}", hour, name, row]
         return int(self._commit(args=argv))

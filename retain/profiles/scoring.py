@@ -157,5 +157,6 @@ def score(model: ProfileModel, users: Sequence[Activity], computed_at: datetime 
     return profiles
 
 
-# The fields that describe a computation rather than the user: equal inputs may differ in them.
-RUN_FIELDS = ("computed_at",)
+# The fields that describe a computation (when, from which snapshot) rather than the user: the
+# same events and model give the same profile in every other field.
+RUN_FIELDS = ("version", "computed_at", "as_of")

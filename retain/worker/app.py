@@ -17,7 +17,7 @@ from kombu import Queue
 from retain.config import QUEUES, Settings
 from retain.worker.schedule import beat_schedule
 
-TASK_MODULES = ["retain.tasks.ingest", "retain.tasks.maintenance", "retain.tasks.train"]
+TASK_MODULES = ["retain.tasks.ingest", "retain.tasks.maintenance", "retain.tasks.profiles", "retain.tasks.train"]
 
 
 class QueueTimeLimits:

@@ -11,6 +11,7 @@ from retain.store.redis import redis_client
 _redis: redis.Redis | None = None
 _cassandra: CassandraStore | None = None
 _ingestor = None
+_rebuilder = None
 
 
 def settings() -> Settings:
@@ -43,6 +44,32 @@ def ingestor():
     return _ingestor
 
 
+def rebuilder():
+    """The process's Rebuilder: its model cache is what makes a promoted version hot-swap in."""
+    global _rebuilder
+    if _rebuilder is None:
+        from retain.ingest.pipeline import TenantConfigs
+        from retain.profiles.rebuild import Rebuilder
+        from retain.tenancy.registry import TenantRegistry
+
+        cfg = settings()
+        _rebuilder = Rebuilder(cfg, cassandra(), profile_cache(), TenantConfigs(TenantRegistry(cassandra())).get)
+    return _rebuilder
+
+
+def profile_cache():
+    from retain.profiles.cache import ProfileCache
+
+    cfg = settings()
+    return ProfileCache(data_redis(), cfg.redis_prefix, cfg.profile_cache_ttl_seconds, cfg.profile_negative_ttl_seconds)
+
+
+def dirty_users():
+    from retain.profiles.dirty import DirtyUsers
+
+    return DirtyUsers(data_redis(), settings().redis_prefix)
+
+
 def request_lake_flush_if_due(ing) -> None:
     """Ask for a lake flush once enough rows are staged; the request key keeps it to one at a time."""
     cfg = settings()
@@ -55,10 +82,12 @@ def request_lake_flush_if_due(ing) -> None:
 
 def reset() -> None:
     """Forget connections inherited from a parent process (a forked pool child must not use them)."""
-    global _redis, _cassandra, _ingestor
+    global _redis, _cassandra, _ingestor, _rebuilder
     _redis = None
     _cassandra = None
     _ingestor = None
+    _rebuilder = None
+_rebuilder = None
 
 
 def close() -> None:

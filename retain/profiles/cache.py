@@ -1,0 +1,80 @@
+"""The Redis profile cache: read-through for the API, written by rebuilds, never moved backwards.
+
+Each entry is a hash {v: version, b: profile JSON} under ``profile:<tenant>:<user>``. A write lands
+only if the cached version is older (compare-and-set in Lua), so a late rebuild of an older snapshot
+cannot replace a newer profile in the cache either. "No such profile" is cached too, briefly, as
+version 0 with an empty body: any real profile replaces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from retain.store.profiles import encode
+
+_PUT = """
+local ttl, written = tonumber(ARGV[1]), 0
+for i = 1, #KEYS do
+  local version, body = ARGV[2 * i], ARGV[2 * i + 1]
+  local cached = redis.call('HGET', KEYS[i], 'v')
+  if not cached or tonumber(cached) < tonumber(version) then
+    redis.call('HSET', KEYS[i], 'v', version, 'b', body)
+    redis.call('EXPIRE', KEYS[i], ttl)
+    written = written + 1
+  end
+end
+return written
+"""
+
+# A miss remembered only where there is nothing: never over a profile written meanwhile.
+_MISS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'v', 0, 'b', '')
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A cache entry: ``body`` is the profile JSON, or None for a remembered miss."""
+
+    version: int
+    body: str | None
+
+
+class ProfileCache:
+    def __init__(self, client: redis.Redis, prefix: str, ttl: int, negative_ttl: int) -> None:
+        self.client, self.prefix, self.ttl, self.negative_ttl = client, prefix, ttl, negative_ttl
+        self._put = client.register_script(_PUT)
+        self._miss = client.register_script(_MISS)
+
+    def key(self, tenant: str, user_id: str) -> str:
+        return f"{self.prefix}profile:{tenant}:{user_id}"
+
+    def put(self, profiles: Iterable[dict[str, Any]]) -> int:
+        """Cache profiles whose version is newer than the cached one; returns how many were."""
+        keys, args = [], [self.ttl]
+        for profile in profiles:
+            keys.append(self.key(profile["tenant_id"], profile["user_id"]))
+            args += [profile["version"], encode(profile)]
+        return int(self._put(keys=keys, args=args)) if keys else 0
+
+    def remember_missing(self, tenant: str, user_id: str) -> None:
+        self._miss(keys=[self.key(tenant, user_id)], args=[self.negative_ttl])
+
+    def get_many(self, tenant: str, user_ids: list[str]) -> list[Cached | None]:
+        """The entry of each user, None where nothing is cached."""
+        pipe = self.client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hmget(self.key(tenant, user_id), "v", "b")
+        found = []
+        for version, body in pipe.execute():
+            found.append(None if version is None else Cached(int(version), body or None))
+        return found
