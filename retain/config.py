@@ -100,6 +100,7 @@ class Settings(BaseModel):
     cassandra_read_consistency: str = Field("LOCAL_ONE", description="Consistency level of API reads.")
     cassandra_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a Cassandra connection.")
     cassandra_request_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a Cassandra request.")
+    cassandra_speculative_delay: float = Field(0.05, ge=0, description="Seconds before an idempotent read is also sent to another replica of the local datacenter (speculative execution); 0 turns it off.")
 
     # --- Celery ------------------------------------------------------------------------------
     worker_concurrency: int = Field(2, ge=1, description="Processes per Celery worker.")

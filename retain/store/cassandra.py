@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from cassandra import ConsistencyLevel, DriverException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.protocol import ErrorMessage
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
 from retain.config import Settings
@@ -37,13 +37,16 @@ def make_cluster(settings: Settings, local_dc: str | None = None) -> Cluster:
     """A Cluster whose execution profiles route only to ``local_dc`` (default: the configured one)."""
     dc = local_dc or settings.cassandra_local_dc
 
-    def profile(level: str) -> ExecutionProfile:
+    def profile(level: str, speculative=None) -> ExecutionProfile:
         policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc, used_hosts_per_remote_dc=0))
         return ExecutionProfile(load_balancing_policy=policy, consistency_level=consistency(level),
-                                request_timeout=settings.cassandra_request_timeout)
+                                request_timeout=settings.cassandra_request_timeout,
+                                speculative_execution_policy=speculative)
 
     write = profile(settings.cassandra_write_consistency)
-    read = profile(settings.cassandra_read_consistency)
+    # A read that a slow replica holds up is sent to the next one (statements marked idempotent only).
+    read = profile(settings.cassandra_read_consistency, ConstantSpeculativeExecutionPolicy(
+        settings.cassandra_speculative_delay, 2) if settings.cassandra_speculative_delay > 0 else None)
     return Cluster(
         contact_points=list(settings.cassandra_hosts),
         port=settings.cassandra_port,

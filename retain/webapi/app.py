@@ -9,7 +9,9 @@ from retain.ingest.journal import Journal
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
 from retain.tenancy.registry import KeyCache, TenantRegistry
-from retain.webapi import analytics, errors, health, ingest, models, openapi, timeline
+from retain.profiles.cache import ProfileCache
+from retain.profiles.reader import ProfileReader
+from retain.webapi import analytics, errors, health, ingest, models, openapi, profiles, timeline
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -23,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["retain"] = Stores(settings)
     errors.register(app)
-    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, openapi.bp):
+    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, profiles.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -37,3 +39,6 @@ class Stores:
         self.cassandra = CassandraStore(settings)
         self.keys = KeyCache(TenantRegistry(self.cassandra), settings.key_cache_seconds)
         self.journal = Journal(self.redis, settings)
+        cache = ProfileCache(self.redis, settings.redis_prefix, settings.profile_cache_ttl_seconds,
+                             settings.profile_negative_ttl_seconds)
+        self.profiles = ProfileReader(self.cassandra, cache, self.redis)

@@ -40,6 +40,25 @@ def _message_schema() -> dict:
     }
 
 
+def _profile_schema() -> dict:
+    number, text = {"type": ["number", "null"]}, {"type": ["string", "null"]}
+    names = {"type": "array", "items": {"type": "string"}}
+    return {"type": "object", "description": "A user's predictions; fields may be selected with ?fields=.",
+            "properties": {
+                "tenant_id": text, "user_id": {"type": "string"},
+                "version": {"type": "integer", "description": "Orders a user's profiles (microseconds)"},
+                "model_version": text, "model": {"type": "string", "enum": ["trained", "priors"]},
+                "computed_at": text, "as_of": text, "last_seen": text, "horizon_days": {"type": "integer"},
+                "p_alive": number, "p_return_h": number, "expected_visits_h": number, "predicted_ltv": number,
+                "churn_risk": {"type": "string", "enum": ["low", "medium", "high"]},
+                "channel_scores": {"type": "object", "additionalProperties": number}, "best_channel": text,
+                "best_send_hour": {"type": "object", "properties": {
+                    "weekday": {"type": "integer"}, "hour": {"type": "integer"}, "timezone": {"type": "string"}}},
+                "top_content": names, "top_categories": names,
+                "top_drivers": {"type": "array", "items": {"type": "object", "properties": {
+                    "action": {"type": "string"}, "impact": number}}}}}
+
+
 def document() -> dict:
     paths = {
         "/healthz": {"get": {"summary": "The process is alive", "operationId": "healthz",
@@ -76,6 +95,29 @@ def document() -> dict:
             "responses": {"200": {"description": "The report",
                                   "content": {"text/html": {"schema": {"type": "string"}}}},
                           "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/v1/profiles/{user_id}": {"get": {
+            "summary": "A user's profile (from the cache, else the local datacenter at LOCAL_ONE)",
+            "operationId": "get_profile", "security": _READ,
+            "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "fields", "in": "query", "schema": {"type": "string"},
+                            "description": "Comma-separated fields to return (user_id and version always are)"},
+                           {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The profile, with ETag and Cache-Control",
+                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Profile"}}}},
+                          "304": {"description": "Not modified since the ETag given"},
+                          "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+        "/v1/profiles:batchGet": {"post": {
+            "summary": "Up to 100 users' profiles at once", "operationId": "batch_get_profiles", "security": _READ,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["ids"], "properties": {
+                    "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
+                    "fields": {"type": "array", "items": {"type": "string"}}}}}}},
+            "responses": {"200": {"description": "Profiles by user id, and the ids that have none",
+                                  "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                      "profiles": {"type": "object", "additionalProperties": {
+                                          "$ref": "#/components/schemas/Profile"}},
+                                      "missing": {"type": "array", "items": {"type": "string"}}}}}}},
+                          "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
     }
     for kind in ("track", "page", "screen", "identify", "alias", "group"):
         paths[f"/v1/{kind}"] = _single(kind)
@@ -98,6 +140,7 @@ def document() -> dict:
                     "success": {"type": "boolean"}, "accepted": {"type": "integer"},
                     "rejected": {"type": "array", "items": {"type": "object", "properties": {
                         "index": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                "Profile": _profile_schema(),
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
                     "field": {"type": "string"}}}}},

@@ -1,0 +1,90 @@
+"""Profile lookups (read key; the tenant comes from the key): one user, or up to 100 at once.
+
+Responses carry an ETag derived from the profile's version (and the field selection), so a client
+revalidating an unchanged profile gets a 304 without a body, and Cache-Control lets browsers and
+CDNs keep it for ``RETAIN_PROFILE_MAX_AGE_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import NotFound
+
+from retain.webapi.auth import requires
+from retain.webapi.errors import FieldError
+
+bp = Blueprint("profiles", __name__)
+MAX_BATCH = 100
+# Every profile field a client may select (see retain.profiles.scoring).
+FIELDS = ("tenant_id", "user_id", "version", "model_version", "model", "computed_at", "as_of", "last_seen",
+          "horizon_days", "p_alive", "p_return_h", "expected_visits_h", "predicted_ltv", "churn_risk",
+          "channel_scores", "best_channel", "best_send_hour", "top_content", "top_categories", "top_drivers")
+_ALWAYS = ("user_id", "version")
+
+
+def _fields(raw: str | list | None, name: str) -> tuple[str, ...] | None:
+    if raw is None or raw == "":
+        return None
+    names = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise FieldError(name, f"{name}: a list of field names")
+    names = [n.strip() for n in names]
+    unknown = sorted(set(names) - set(FIELDS))
+    if unknown:
+        raise FieldError(name, f"{name}: unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+    return tuple(dict.fromkeys([*_ALWAYS, *names]))
+
+
+def _select(profile: dict[str, Any], fields: tuple[str, ...] | None) -> dict[str, Any]:
+    return profile if fields is None else {k: profile.get(k) for k in fields}
+
+
+def _etag(profile: dict[str, Any], fields: tuple[str, ...] | None) -> str:
+    selection = "all" if fields is None else hashlib.sha1(",".join(fields).encode()).hexdigest()[:8]
+    return f"{profile['version']}-{selection}"
+
+
+def _reader():
+    return current_app.extensions["retain"].profiles
+
+
+@bp.get("/v1/profiles/<user_id>")
+@requires("read")
+def get_profile(user_id: str) -> Response:
+    fields = _fields(request.args.get("fields"), "fields")
+    found = _reader().get(g.tenant_id, user_id)
+    if found.profile is None:
+        raise NotFound(f"no profile for user {user_id!r}")
+    tag = _etag(found.profile, fields)
+    max_age = current_app.extensions["retain"].settings.profile_max_age_seconds
+    if request.if_none_match.contains(tag):
+        response = Response(status=304)
+    else:
+        response = jsonify(_select(found.profile, fields))
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = f"private, max-age={max_age}"
+    response.headers["X-Retain-Source"] = found.source
+    return response
+
+
+@bp.post("/v1/profiles:batchGet")
+@requires("read")
+def batch_get() -> Response:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise FieldError("body", "body: a JSON object {\"ids\": [...], \"fields\": [...]} is required")
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
+        raise FieldError("ids", f"ids: a list of 1 to {MAX_BATCH} user ids")
+    if not all(isinstance(i, str) and i and len(i) <= 256 for i in ids):
+        raise FieldError("ids", "ids: every user id must be a non-empty string of at most 256 characters")
+    fields = _fields(body.get("fields"), "fields")
+    unique = list(dict.fromkeys(ids))
+    found = _reader().get_many(g.tenant_id, unique)
+    return jsonify({
+        "profiles": {u: _select(f.profile, fields) for u in unique if (f := found[u]).profile is not None},
+        "missing": [u for u in unique if found[u].profile is None],
+    })
