@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from cassandra import ConsistencyLevel, DriverException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.protocol import ErrorMessage
-from cassandra.policies import ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy,
+                                ExponentialReconnectionPolicy, TokenAwarePolicy)
 from cassandra.query import PreparedStatement
 
 from retain.config import Settings
@@ -53,6 +54,9 @@ def make_cluster(settings: Settings, local_dc: str | None = None) -> Cluster:
         execution_profiles={EXEC_PROFILE_DEFAULT: write, WRITE: write, READ: read},
         connect_timeout=settings.cassandra_connect_timeout,
         protocol_version=5,
+        # The driver's default backs off to 10 minutes between attempts to reach a node that was
+        # down: a repaired node would then sit unused for minutes.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
     )
 
 
