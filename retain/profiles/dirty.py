@@ -109,6 +109,16 @@ class DirtyUsers:
         return int(self._expire(keys=[*self._keys(tenant), dirty_keys(self.prefix, tenant)[2]],
                                 args=[now_ms, now_ms - lease_ms, tenant]))
 
+    def mark(self, tenant: str, users: list[str], now_ms: int) -> None:
+        """Make ``users`` dirty, as new events would (a backfill, an operator's request)."""
+        dirty, since, tenants = dirty_keys(self.prefix, tenant)
+        pipe = self.client.pipeline(transaction=False)
+        for user in users:
+            pipe.zadd(dirty, {user: now_ms}, gt=True)
+            pipe.zadd(since, {user: now_ms}, nx=True)
+        pipe.sadd(tenants, tenant)
+        pipe.execute()
+
     def pending(self, tenant: str) -> dict[str, int]:
         """Users waiting for a rebuild: dirty (not yet claimed) and claimed by a task."""
         dirty, _, claimed = self._keys(tenant)

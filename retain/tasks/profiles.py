@@ -26,3 +26,11 @@ def sweep() -> dict:
         app.send_task("profiles.rebuild", args=[tenant, users, claimed_ms], queue="profiles")
 
     return sweep_users(resources.dirty_users(), resources.settings(), send, int(time.time() * 1000))
+
+
+@app.task(name="profiles.backfill")
+def backfill(tenant_id: str) -> dict:
+    """Mark every user of a tenant dirty; the sweeps rebuild them in batches."""
+    from retain.profiles.backfill import backfill as mark_all
+
+    return {"tenant": str(tenant_id), "users": mark_all(resources.cassandra(), resources.dirty_users(), str(tenant_id))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from retain.client import RetainClient
 from retain.config import Settings
 from retain.ingest.journal import Journal
 from retain.store.cassandra import CassandraStore
@@ -11,7 +12,7 @@ from retain.store.redis import redis_client
 from retain.tenancy.registry import KeyCache, TenantRegistry
 from retain.profiles.cache import ProfileCache
 from retain.profiles.reader import ProfileReader
-from retain.webapi import analytics, errors, health, ingest, models, openapi, profiles, timeline
+from retain.webapi import analytics, errors, health, ingest, jobs, models, openapi, profiles, timeline
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["retain"] = Stores(settings)
     errors.register(app)
-    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, profiles.bp, openapi.bp):
+    for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, profiles.bp, jobs.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 
@@ -42,3 +43,5 @@ class Stores:
         cache = ProfileCache(self.redis, settings.redis_prefix, settings.profile_cache_ttl_seconds,
                              settings.profile_negative_ttl_seconds)
         self.profiles = ProfileReader(self.cassandra, cache, self.redis)
+        # Connects on first use, after gunicorn's fork.
+        self.jobs = RetainClient(settings.broker_url, settings.result_backend)

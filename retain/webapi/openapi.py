@@ -118,6 +118,20 @@ def document() -> dict:
                                           "$ref": "#/components/schemas/Profile"}},
                                       "missing": {"type": "array", "items": {"type": "string"}}}}}}},
                           "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+        "/v1/jobs": {"post": {
+            "summary": "Enqueue a job: rebuild (args.users), backfill, score (args.as_of) or train "
+                       "(args.cutoff, args.holdout_days)", "operationId": "create_job", "security": _WRITE,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["kind"], "properties": {
+                    "kind": {"type": "string", "enum": ["rebuild", "backfill", "score", "train"]},
+                    "args": {"type": "object"}}}}}},
+            "responses": {"202": {"description": "Queued; poll the Location", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Job"}}}}, "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+        "/v1/jobs/{job_id}": {"get": {
+            "summary": "A job's state, and its result once done", "operationId": "get_job", "security": _WRITE,
+            "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The job", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Job"}}}}, "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
     }
     for kind in ("track", "page", "screen", "identify", "alias", "group"):
         paths[f"/v1/{kind}"] = _single(kind)
@@ -141,6 +155,10 @@ def document() -> dict:
                     "rejected": {"type": "array", "items": {"type": "object", "properties": {
                         "index": {"type": "integer"}, "field": {"type": "string"}, "reason": {"type": "string"}}}}}},
                 "Profile": _profile_schema(),
+                "Job": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "kind": {"type": "string"},
+                    "state": {"type": "string", "enum": ["PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE"]},
+                    "result": {}, "error": {"type": "string"}, "url": {"type": "string"}}},
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
                     "status": {"type": "integer"}, "code": {"type": "string"}, "message": {"type": "string"},
                     "field": {"type": "string"}}}}},
