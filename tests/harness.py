@@ -94,3 +94,22 @@ def run_cli(settings: Settings, *args: str, check: int | None = 0, **env: str) -
     if check is not None:
         assert out.returncode == check, f"retain {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}"
     return out
+
+
+def crash_settings(settings: Settings, keyspace: str, broker_db: int, name: str, **overrides) -> Settings:
+    """Settings for a test that kills workers: its own keyspace, data prefix and home, and a broker
+    and result backend in Redis databases ``broker_db`` and ``broker_db + 1``, emptied first. Short
+    time limits and visibility timeout make a killed worker's task come back within seconds."""
+    from retain.store.redis import redis_client
+
+    isolated = settings.replace(
+        broker_url=f"{settings.redis_url.rsplit('/', 1)[0]}/{broker_db}",
+        result_backend=f"{settings.redis_url.rsplit('/', 1)[0]}/{broker_db + 1}",
+        cassandra_keyspace=keyspace, redis_prefix=f"retain:t{os.urandom(4).hex()}:",
+        task_time_limits={q: 15 for q in ("ingest", "profiles", "train", "maintenance")},
+        broker_visibility_timeout=20, home=settings.home / name, **overrides)
+    for url in (isolated.broker_url, isolated.result_backend):
+        client = redis_client(isolated.replace(redis_url=url))
+        client.flushdb()
+        client.close()
+    return isolated

@@ -15,22 +15,12 @@ from retain.ingest.submit import redeliver, submit
 from retain.store.redis import redis_client
 from retain.tenancy.registry import TenantRegistry
 from retain.worker.app import create_celery
-from tests.harness import poll, start_worker
+from tests.harness import crash_settings, poll, start_worker
 from tests.ingest_helpers import message
 
 
 def test_acknowledged_events_survive_kill_9_exactly_once(stack, settings, keyspace) -> None:
-    iso = settings.replace(
-        broker_url="redis://127.0.0.1:6390/9", result_backend="redis://127.0.0.1:6390/10",
-        cassandra_keyspace=keyspace.keyspace, redis_prefix=f"retain:t{uuid.uuid4().hex[:8]}:",
-        task_time_limits={q: 15 for q in ("ingest", "profiles", "train", "maintenance")},
-        broker_visibility_timeout=20, home=settings.home / "crash", worker_concurrency=2,
-        lake_flush_events=10**9,
-    )
-    for db in (9, 10):
-        client = redis_client(iso.replace(redis_url=f"redis://127.0.0.1:6390/{db}"))
-        client.flushdb()
-        client.close()
+    iso = crash_settings(settings, keyspace.keyspace, 9, "crash", worker_concurrency=2, lake_flush_events=10**9)
     tenant, _ = TenantRegistry(keyspace).create(f"t-{uuid.uuid4().hex[:8]}")
     data = redis_client(iso)
     users = [f"u{n}" for n in range(25)]

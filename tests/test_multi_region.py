@@ -11,7 +11,6 @@ from retain.ingest.pipeline import Ingestor
 from retain.ingest.submit import prepare
 from retain.profiles.cache import ProfileCache
 from retain.profiles.rebuild import Rebuilder
-from retain.stack.stack import Stack
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
 from retain.store.schema import migrate

@@ -15,22 +15,13 @@ from retain.profiles.dirty import DirtyUsers, sweep
 from retain.store.profiles import ProfileStore
 from retain.store.redis import redis_client
 from retain.worker.app import create_celery
-from tests.harness import poll, start_worker
+from tests.harness import crash_settings, poll, start_worker
 from tests.ingest_helpers import message
 
 
 def test_dirty_users_survive_kill_9_of_a_profile_worker(stack, settings, keyspace) -> None:
-    iso = settings.replace(
-        broker_url="redis://127.0.0.1:6390/11", result_backend="redis://127.0.0.1:6390/12",
-        cassandra_keyspace=keyspace.keyspace, redis_prefix=f"retain:t{uuid.uuid4().hex[:8]}:",
-        task_time_limits={q: 15 for q in ("ingest", "profiles", "train", "maintenance")},
-        broker_visibility_timeout=20, home=settings.home / "profiles-crash", worker_concurrency=1,
-        profile_debounce_seconds=0, profile_batch_size=100, profile_claim_seconds=10,
-    )
-    for db in (11, 12):
-        client = redis_client(iso.replace(redis_url=f"redis://127.0.0.1:6390/{db}"))
-        client.flushdb()
-        client.close()
+    iso = crash_settings(settings, keyspace.keyspace, 11, "profiles-crash", worker_concurrency=1,
+                         profile_debounce_seconds=0, profile_batch_size=100, profile_claim_seconds=10)
     data = redis_client(iso)
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     users = [f"u{n}" for n in range(2000)]

@@ -9,7 +9,6 @@ from datetime import date, datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from retain.lake import open_lake
 from retain.lake.flush import committed_files
