@@ -120,3 +120,30 @@ def test_rebuilds_run_on_a_real_worker_after_activity(api, worker, tenant, schem
         poll(lambda: dirty.pending(tenant["id"]) == {"dirty": 0, "claimed": 0}, 30, "the claim is released")
     finally:
         client.close()
+
+
+def test_a_promoted_version_is_swapped_in_without_a_restart(test_settings, tmp_path) -> None:
+    from retain.models.store import ModelStore
+    from retain.profiles.rebuild import ModelCache
+
+    settings = test_settings.replace(model_store_url=f"file://{tmp_path}/models")
+    store = ModelStore(settings)
+    for version, r in (("v1", 0.5), ("v2", 0.7)):
+        store.save("acme", version, {"status": "published", "params": {
+            "bgnbd": {"r": r, "alpha": 5.0, "a": 0.8, "b": 2.5}}})
+    now = [0.0]
+    models = ModelCache(store, refresh=30, clock=lambda: now[0])
+    config = TenantConfig()
+    assert not models.get("acme", config).trained, "no current version yet: the priors"
+    store.promote("acme", "v1")
+    now[0] += 31
+    first = models.get("acme", config)
+    assert (first.version, first.bgnbd.r) == ("v1", 0.5)
+    store.promote("acme", "v2")
+    assert models.get("acme", config) is first, "checked again only after the refresh interval"
+    now[0] += 31
+    assert models.get("acme", config).version == "v2"
+    store.rollback("acme")
+    now[0] += 31
+    rolled = models.get("acme", config)
+    assert rolled.version == "v1" and rolled.switched_us > first.switched_us, "a rollback supersedes v2's profiles"
