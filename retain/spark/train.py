@@ -234,9 +234,11 @@ def default_cutoff(holdout_days: int) -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=holdout_days + 1)
 
 
-def run_training(settings: Settings, tenant: str, cutoff: date | None = None, holdout_days: int = 30) -> TrainResult:
-    """What `retain train` and the `train.tenant` task run: the tenant's configuration from
-    Cassandra, a Spark session for the run, then train_tenant."""
+def run_training(settings: Settings, tenant: str, cutoff: date | None = None, holdout_days: int = 30,
+                 spark=None) -> TrainResult:
+    """What `retain train`, the `train.tenant` task and the spark-submit entry run: the tenant's
+    configuration from Cassandra (an unknown tenant fails before Spark starts), a Spark session (the
+    given one, or a new one stopped at the end), then train_tenant."""
     from retain.spark.session import spark_session
     from retain.store.cassandra import CassandraStore
     from retain.tenancy.registry import TenantRegistry
@@ -246,8 +248,10 @@ def run_training(settings: Settings, tenant: str, cutoff: date | None = None, ho
         config = TenantRegistry(store).get(tenant).config
     finally:
         store.close()
-    spark = spark_session(settings, f"retain-train-{tenant}")
+    own = spark is None
+    spark = spark or spark_session(settings, f"retain-train-{tenant}")
     try:
         return train_tenant(spark, settings, tenant, config, cutoff or default_cutoff(holdout_days), holdout_days)
     finally:
-        spark.stop()
+        if own:
+            spark.stop()
