@@ -54,6 +54,10 @@ def test_streaming_rebuild_gives_the_batch_profile(spark, data_redis, schema, te
         for name in batched:
             if name not in RUN_FIELDS:
                 assert streamed[name] == batched[name], f"{user}.{name}: streaming {streamed[name]!r}, batch {batched[name]!r}"
+    # Scoring the lake again cannot replace profiles the rebuild made from newer reads.
+    streamed_versions = {u: store.get(tenant, u)["version"] for u in users}
+    assert score_tenant(spark, settings, tenant, model, datetime.now(timezone.utc)).written == len(users)
+    assert {u: store.get(tenant, u)["version"] for u in users} == streamed_versions
 
 
 def test_an_older_rebuild_never_replaces_a_newer_profile(schema, data_redis, test_settings) -> None:

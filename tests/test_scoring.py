@@ -1,26 +1,15 @@
-"""Profiles: activities from lake rows, scoring with a model or the tenant-less priors, and the
-Spark batch scoring that writes them to Cassandra."""
+"""Profiles from plain functions: activities from lake-shaped rows, scoring with the tenant-less
+priors. (The Spark batch scoring is tested against the streaming rebuild in test_profiles.py.)"""
 
 from __future__ import annotations
 
-import io
 import json
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from retain.lake import open_lake
-from retain.lake.flush import committed_files
-from retain.models.store import ModelStore
 from retain.profiles.activity import activity
-from retain.profiles.model import ProfileModel, load_model
-from retain.profiles.scoring import RUN_FIELDS, score
-from retain.spark.scoring import score_tenant
-from retain.spark.train import train_tenant
-from retain.store.profiles import ProfileStore
+from retain.profiles.model import ProfileModel
+from retain.profiles.scoring import score
 from retain.tenancy.config import TenantConfig
-from tests.lake_helpers import generated_lake
 
 DAY = 86_400_000
 T0 = int(datetime(2025, 3, 3, 9, tzinfo=timezone.utc).timestamp() * 1000)  # a Monday, 09:00 UTC
@@ -78,48 +67,3 @@ def test_priors_score_every_kind_of_user_and_say_so() -> None:
         assert set(p["channel_scores"]) == {"email", "push", "web", "sms"} and p["best_channel"] in p["channel_scores"]
         assert 0 <= p["best_send_hour"]["hour"] < 24
         json.dumps(p)  # what the store and the API hand out
-
-
-def lake_profiles(settings, tenant: str, model: ProfileModel, as_of: datetime) -> dict[str, dict]:
-    """Profiles computed without Spark from the same lake files: what the streaming path does."""
-    lake = open_lake(settings)
-    files = committed_files(lake, tenant, None, as_of.date().isoformat())
-    table = pa.concat_tables([pq.read_table(io.BytesIO(lake.get(f))) for f in files])
-    for column in ("event_time", "received_at"):  # as epoch milliseconds, as the event store has them
-        table = table.set_column(table.schema.get_field_index(column), column, table[column].cast(pa.int64()))
-    frame = table.to_pandas()
-    users = [activity(uid, {c: group[c].tolist() for c in group.columns}, int(as_of.timestamp() * 1000))
-             for uid, group in frame.groupby("user_id")]
-    return {p["user_id"]: p for p in score(model, users)}
-
-
-def test_batch_scoring_writes_the_profiles_the_plain_functions_compute(spark, data_redis, schema, test_settings,
-                                                                       tmp_path) -> None:
-    settings = test_settings.replace(lake_url=f"file://{tmp_path}/lake", model_store_url=f"file://{tmp_path}/models")
-    tenant = f"score-{tmp_path.name[-8:]}".lower()
-    generated_lake(data_redis, settings, tenant, tmp_path / "gen", users=300, days=90, seed=5,
-                   start=datetime(2025, 1, 1, tzinfo=timezone.utc))
-    trained = train_tenant(spark, settings, tenant, TenantConfig(), cutoff=date(2025, 3, 1), holdout_days=30)
-    assert trained.status == "published", trained.to_dict()
-    model = load_model(ModelStore(settings), tenant, TenantConfig())
-    assert model.version == trained.version and model.recommended, "the version carries ALS recommendations"
-    as_of = datetime(2025, 4, 1, tzinfo=timezone.utc)
-    report = score_tenant(spark, settings, tenant, model, as_of)
-    expected = lake_profiles(settings, tenant, model, as_of)
-    assert report.users == report.written == len(expected) > 250
-    store = ProfileStore(schema)
-    for user_id, want in expected.items():
-        got = store.get(tenant, user_id)
-        assert got is not None, f"no profile for {user_id}"
-        assert got["version"] == want["version"]
-        for name in want:
-            if name not in RUN_FIELDS:
-                assert got[name] == want[name], f"{user_id}.{name}: batch {got[name]!r}, plain {want[name]!r}"
-    assert sum(report.churn_risk.values()) == report.users
-
-    # A profile the streaming path built from newer events stays: rescoring cannot overwrite it.
-    user_id = next(iter(expected))
-    newer = {**expected[user_id], "version": expected[user_id]["version"] + 10**9, "p_alive": 0.123}
-    store.write([newer])
-    score_tenant(spark, settings, tenant, model, as_of)
-    assert store.get(tenant, user_id)["p_alive"] == 0.123
