@@ -1,0 +1,122 @@
+"""How many workers a pool needs: pure functions of what was observed, no I/O.
+
+    desired = ceil(backlog / (target queue latency x per-worker service rate))
+
+bounded by the pool's min and max. Backlog is the tasks waiting in the pool's queues plus those
+workers hold reserved; the service rate is measured from recent completions per worker (a
+configured fallback until there are any). Scaling out happens at once: a backlog that waits costs
+latency now. Scaling in follows the highest recommendation of the stabilization window and removes
+at most ``scale_in_step`` workers per decision: a dip in the load must not shed workers that the
+next burst needs (what Kubernetes' HPA calls a scale-down stabilization window). A pool at zero
+starts only when the backlog reaches the activation threshold (KEDA's activation), so a stray task
+does not buy a machine. Every decision says why, in words.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PoolPolicy:
+    """A worker pool's scaling rules."""
+
+    name: str
+    queues: tuple[str, ...]
+    min_workers: int = 0
+    max_workers: int = 10
+    target_latency: float = 30.0
+    fallback_rate: float = 1.0
+    stabilization: float = 300.0
+    scale_in_step: int = 1
+    activation_backlog: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_workers <= self.max_workers:
+            raise ValueError(f"pool {self.name}: need 0 <= min_workers <= max_workers")
+        if self.target_latency <= 0 or self.fallback_rate <= 0:
+            raise ValueError(f"pool {self.name}: target_latency and fallback_rate must be positive")
+        if self.scale_in_step < 1 or self.activation_backlog < 1 or self.stabilization < 0:
+            raise ValueError(f"pool {self.name}: scale_in_step and activation_backlog >= 1, stabilization >= 0")
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the controller saw at ``now`` (seconds): queued and reserved tasks, workers running,
+    and the measured tasks per second per worker (None when nothing completed recently)."""
+
+    now: float
+    waiting: int
+    reserved: int
+    current: int
+    rate: float | None = None
+
+    @property
+    def backlog(self) -> int:
+        return self.waiting + self.reserved
+
+
+@dataclass(frozen=True)
+class Decision:
+    desired: int
+    needed: int
+    reason: str
+
+    @property
+    def changes(self) -> bool:
+        return "no change" not in self.reason
+
+
+@dataclass
+class History:
+    """Recent recommendations (time, workers needed) of one pool, for the stabilization window."""
+
+    entries: deque = field(default_factory=deque)
+
+    def add(self, now: float, needed: int, window: float) -> int:
+        """Record ``needed`` and return the highest recommendation within ``window`` seconds."""
+        self.entries.append((now, needed))
+        while self.entries and self.entries[0][0] < now - window:
+            self.entries.popleft()
+        return max(n for _, n in self.entries)
+
+
+def workers_needed(backlog: int, target_latency: float, rate: float) -> int:
+    """ceil(backlog / (target latency x per-worker rate)): the workers that drain it in time."""
+    if backlog <= 0:
+        return 0
+    return math.ceil(backlog / (target_latency * rate) - 1e-9)
+
+
+def decide(policy: PoolPolicy, seen: Observation, history: History) -> Decision:
+    """The pool's desired size now, and why."""
+    if not history.entries:
+        # A controller that just started does not know the recent past: it counts the current size
+        # as recommended now, so a restart never sheds workers before a whole window has passed.
+        history.add(seen.now, seen.current, policy.stabilization)
+    rate = seen.rate if seen.rate and seen.rate > 0 else policy.fallback_rate
+    source = "measured" if seen.rate and seen.rate > 0 else "fallback"
+    needed = workers_needed(seen.backlog, policy.target_latency, rate)
+    basis = (f"backlog {seen.backlog} ({seen.waiting} waiting + {seen.reserved} reserved) at {rate:.3g} tasks/s "
+             f"per worker ({source}) and a {policy.target_latency:g}s target needs {needed}")
+    if seen.current == 0 and 0 < seen.backlog < policy.activation_backlog and policy.min_workers == 0:
+        history.add(seen.now, 0, policy.stabilization)
+        return Decision(0, needed, f"no change: backlog {seen.backlog} is below the activation threshold "
+                                   f"{policy.activation_backlog}")
+    bounded = min(max(needed, policy.min_workers), policy.max_workers)
+    bound = (f", capped at max {policy.max_workers}" if needed > policy.max_workers
+             else f", raised to min {policy.min_workers}" if needed < policy.min_workers else "")
+    highest = history.add(seen.now, bounded, policy.stabilization)
+    if bounded > seen.current:
+        return Decision(bounded, needed, f"scale out {seen.current} -> {bounded}: {basis}{bound}")
+    if bounded == seen.current:
+        return Decision(bounded, needed, f"no change at {seen.current}: {basis}{bound}")
+    # Scale in: to the highest recommendation of the window, by at most the step.
+    target = max(highest, seen.current - policy.scale_in_step, bounded)
+    if target >= seen.current:
+        return Decision(seen.current, needed, f"no change at {seen.current}: {basis}{bound}, but the last "
+                                              f"{policy.stabilization:g}s recommended up to {highest}")
+    step = f" (step of at most {policy.scale_in_step})" if target > max(highest, bounded) else ""
+    return Decision(target, needed, f"scale in {seen.current} -> {target}{step}: {basis}{bound}")
