@@ -241,6 +241,7 @@ def demo(ctx: click.Context, exit_when_done: bool, dcs: int, as_json: bool) -> N
 
 
 def _register_commands() -> None:
+    from retain.commands.autoscaler import autoscaler_group
     from retain.commands.deadletter import deadletter_group
     from retain.commands.generate import generate_command
     from retain.commands.ingest import ingest_command
@@ -250,7 +251,7 @@ def _register_commands() -> None:
     from retain.commands.tenant import tenant_group
 
     for command in (tenant_group, deadletter_group, source_group, generate_command, ingest_command, train_command,
-                    models_group, score_command):
+                    models_group, score_command, autoscaler_group):
         main.add_command(command)
 
 

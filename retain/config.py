@@ -143,6 +143,18 @@ class Settings(BaseModel):
     profile_negative_ttl_seconds: int = Field(30, gt=0, description="How long the cache remembers that a user has no profile.")
     profile_max_age_seconds: int = Field(60, ge=0, description="Cache-Control max-age of profile responses.")
 
+    # --- autoscaler --------------------------------------------------------------------------
+    autoscaler_pools: dict[str, str] = Field({"profiles": "profiles"}, description="Worker pools the autoscaler sizes: pool:queues, queues joined by + (profiles:profiles,batch:train+maintenance).")
+    autoscaler_min_workers: dict[str, int] = Field({}, description="Fewest workers per pool (pool:n); 0 when not given.")
+    autoscaler_max_workers: dict[str, int] = Field({}, description="Most workers per pool (pool:n); 8 when not given.")
+    autoscaler_target_latency: float = Field(30.0, gt=0, description="Seconds a task may wait in the queue: the fleet is sized to drain the backlog within it.")
+    autoscaler_fallback_rate: float = Field(1.0, gt=0, description="Tasks per second per worker assumed until workers have recorded their own.")
+    autoscaler_stabilization_seconds: float = Field(300.0, ge=0, description="A pool shrinks only to the largest size recommended within this window.")
+    autoscaler_scale_in_step: int = Field(1, ge=1, description="Most workers removed from a pool by one decision.")
+    autoscaler_activation_backlog: int = Field(1, ge=1, description="Tasks waiting before a pool at zero starts a worker.")
+    autoscaler_interval_seconds: float = Field(15.0, gt=0, description="How often the autoscaler looks at the queues.")
+    autoscaler_backend: Literal["local", "spotfleet", "asg"] = Field("local", description="What the autoscaler resizes: local worker processes, an EC2 Spot Fleet request or an Auto Scaling group per pool.")
+
     # --- AWS ---------------------------------------------------------------------------------
     aws_endpoint_url: str = Field("", description="Endpoint for S3 and Kinesis (e.g. a moto server); empty is AWS itself.")
     aws_region: str = Field("us-east-1", min_length=1, description="AWS region for S3, Kinesis, EC2 and Auto Scaling.")
@@ -162,7 +174,8 @@ class Settings(BaseModel):
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("cassandra_replication", "task_time_limits", mode="before")
+    @field_validator("cassandra_replication", "task_time_limits", "autoscaler_pools", "autoscaler_min_workers",
+                     "autoscaler_max_workers", mode="before")
     @classmethod
     def _mappings(cls, value: Any) -> Any:
         return _split_mapping(value)
@@ -200,6 +213,24 @@ class Settings(BaseModel):
         if any(rf < 1 for rf in value.values()):
             raise ValueError("every replication factor must be at least 1")
         return value
+
+    @field_validator("autoscaler_pools")
+    @classmethod
+    def _pools(cls, value: dict[str, str]) -> dict[str, str]:
+        for pool, queues in value.items():
+            unknown = sorted(set(queues.split("+")) - set(QUEUES))
+            if unknown:
+                raise ValueError(f"pool {pool}: unknown queue(s) {', '.join(unknown)}; queues are {', '.join(QUEUES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> "Settings":
+        for name in ("autoscaler_min_workers", "autoscaler_max_workers"):
+            unknown = sorted(set(getattr(self, name)) - set(self.autoscaler_pools))
+            if unknown:
+                raise ValueError(f"{env_name(name)} names pool(s) {', '.join(unknown)} not in "
+                                 f"{env_name('autoscaler_pools')}")
+        return self
 
     @field_validator("task_time_limits")
     @classmethod

@@ -67,3 +67,26 @@ def test_priors_score_every_kind_of_user_and_say_so() -> None:
         assert set(p["channel_scores"]) == {"email", "push", "web", "sms"} and p["best_channel"] in p["channel_scores"]
         assert 0 <= p["best_send_hour"]["hour"] < 24
         json.dumps(p)  # what the store and the API hand out
+
+
+def test_rebuild_columns_are_the_lake_rows_columns() -> None:
+    """The streaming rebuild builds only the columns a profile reads; they must equal the lake's."""
+    from retain.events import Event, encode
+    from retain.lake.schema import lake_row
+    from retain.profiles.activity import COLUMNS
+    from retain.profiles.rebuild import event_columns
+    from retain.tenancy.config import classify
+
+    config = TenantConfig()
+    events = [
+        Event(tenant_id="t", user_id="u", type="track", name="Order Completed", message_id="m1", timestamp=T0,
+              received_at=T0 + 9, properties={"revenue": 12.5, "product_id": "p1", "category": "shoes"},
+              context={"timezone": "Asia/Tokyo"}),
+        Event(tenant_id="t", user_id="u", type="track", name="Email Opened", message_id="m2", timestamp=T0 + 1,
+              received_at=T0 + 10, context={"timezone": 7}),
+        Event(tenant_id="t", user_id="u", type="page", name="Home", message_id="m3", timestamp=T0 + 2,
+              received_at=T0 + 11),
+    ]
+    columns = event_columns([encode(e).decode() for e in events], config)
+    rows = [lake_row(e, classify(e, config), e.timestamp) for e in events]
+    assert columns == {name: [row[name] for row in rows] for name in COLUMNS}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from retain.models.sendtime import BUCKETS, to_local_bucket
+from retain.models.sendtime import BUCKETS, local_bucket
 
 # The lake columns a profile reads.
 COLUMNS = ("type", "name", "event_time", "received_at", "visit", "revenue", "channel", "send", "response",
@@ -55,66 +55,84 @@ class Activity:
     actions: frozenset[str] = frozenset()
 
 
-def _column(rows: Mapping[str, Any], name: str, size: int) -> np.ndarray:
-    values = rows.get(name)
-    return np.full(size, None, dtype=object) if values is None else np.asarray(values, dtype=object)
+def _ms(value: Any) -> int:
+    """Epoch milliseconds from an int or a datetime-like (what a DataFrame may hand over)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if hasattr(value, "timestamp"):
+        return int(round(value.timestamp() * 1000))
+    return int(value)
 
 
-def _ms(values: np.ndarray) -> np.ndarray:
-    """Epoch milliseconds from ints or datetime-likes (Spark hands timestamps to pandas as datetimes)."""
-    if values.size and not isinstance(values[0], (int, np.integer)):
-        return values.astype("datetime64[ms]").astype(np.int64)
-    return values.astype(np.int64)
+def _true(value: Any) -> bool:
+    return bool(value) and value == value  # None, False and NaN are all "no"
 
 
-def _flags(values: np.ndarray) -> np.ndarray:
-    return np.array([bool(v) if v is not None and v == v else False for v in values], dtype=bool)
-
-
-def _present(values: np.ndarray) -> np.ndarray:
-    return np.array([isinstance(v, str) and v != "" for v in values], dtype=bool)
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
 
 
 def activity(user_id: str, rows: Mapping[str, Sequence[Any]], as_of_ms: int, snapshot_us: int | None = None) -> Activity:
     """The :class:`Activity` of ``user_id`` from their events, given as columns named as in the lake.
 
     Events after ``as_of_ms`` are ignored, so a profile "as of" an instant does not depend on when it
-    is computed. ``snapshot_us`` defaults to the newest receive time among the events.
+    is computed. ``snapshot_us`` defaults to the newest receive time among the events. Plain Python
+    over the events: users have a handful to a few thousand, where numpy's per-call cost dominates.
     """
-    times = _ms(np.asarray(rows["event_time"]))
-    keep = times <= as_of_ms
-    size = int(keep.sum())
-    cols = {name: _column(rows, name, times.size)[keep] for name in COLUMNS if name != "event_time"}
-    times = times[keep]
-    received = _ms(cols["received_at"]) if size else np.zeros(0, dtype=np.int64)
-    result = Activity(user_id, as_of_ms, snapshot_us if snapshot_us is not None
-                      else int(received.max()) * 1000 if size else 0)
-    if size == 0:
-        return result
-    result.last_seen_ms = int(times.max())
-    visits, sends, responses = _flags(cols["visit"]), _flags(cols["send"]), _flags(cols["response"])
-    if visits.any():
-        days = np.unique(times[visits] // _DAY_MS)
-        result.first_day, result.last_day, result.active_days = int(days[0]), int(days[-1]), int(days.size)
-    revenue = np.array([v if isinstance(v, (int, float)) and v == v else 0.0 for v in cols["revenue"]], dtype=float)
-    result.transactions, result.revenue = int((revenue > 0).sum()), float(revenue[revenue > 0].sum())
-    channel = cols["channel"]
-    named = _present(channel)
-    result.sends = dict(Counter(channel[sends & named].tolist()))
-    result.responses = dict(Counter(channel[responses & named].tolist()))
-    engaged = visits | responses
-    zones = cols["timezone"]
-    if engaged.any():
-        buckets = to_local_bucket(times[engaged], np.where(_present(zones[engaged]), zones[engaged], None))
-        result.hours = np.bincount(buckets, minlength=BUCKETS).astype(float)
-    if _present(zones).any():
-        # The zone of the most recent event that carried one: where the user is now.
-        latest = np.flatnonzero(_present(zones))
-        result.timezone = str(zones[latest[np.argmax(times[latest])]])
-    content, category = _present(cols["content_id"]), _present(cols["content_category"])
-    result.seen = frozenset(cols["content_id"][content].tolist())
-    result.categories = dict(Counter(cols["content_category"][content & category].tolist()))
-    tracks = (cols["type"] == "track") & _present(cols["name"])
-    result.actions = frozenset([f"event:{n}" for n in cols["name"][tracks].tolist()]
-                               + [f"category:{c}" for c in cols["content_category"][category].tolist()])
+    times = [_ms(v) for v in rows["event_time"]]
+    count = len(times)
+    col = {name: (list(rows[name]) if rows.get(name) is not None else [None] * count)
+           for name in COLUMNS if name != "event_time"}
+    days: set[int] = set()
+    hours = np.zeros(BUCKETS)
+    sends: Counter = Counter()
+    responses: Counter = Counter()
+    categories: Counter = Counter()
+    seen: set[str] = set()
+    actions: set[str] = set()
+    last_seen = newest_received = None
+    zone_at = -1
+    zone = None
+    transactions, revenue = 0, 0.0
+    for i, ms in enumerate(times):
+        if ms > as_of_ms:
+            continue
+        last_seen = ms if last_seen is None else max(last_seen, ms)
+        received = col["received_at"][i]
+        if received is not None:
+            received = _ms(received)
+            newest_received = received if newest_received is None else max(newest_received, received)
+        tz = col["timezone"][i] if _text(col["timezone"][i]) else None
+        if tz is not None and ms > zone_at:
+            zone_at, zone = ms, tz  # the zone of the latest event that carried one: where the user is now
+        visit, response = _true(col["visit"][i]), _true(col["response"][i])
+        if visit:
+            days.add(ms // _DAY_MS)
+        if visit or response:
+            hours[local_bucket(ms, tz)] += 1
+        value = col["revenue"][i]
+        if isinstance(value, (int, float)) and value == value and value > 0:
+            transactions, revenue = transactions + 1, revenue + float(value)
+        channel = col["channel"][i]
+        if _text(channel):
+            if _true(col["send"][i]):
+                sends[channel] += 1
+            if response:
+                responses[channel] += 1
+        category = col["content_category"][i] if _text(col["content_category"][i]) else None
+        if _text(col["content_id"][i]):
+            seen.add(col["content_id"][i])
+            if category is not None:
+                categories[category] += 1
+        if category is not None:
+            actions.add(f"category:{category}")
+        if col["type"][i] == "track" and _text(col["name"][i]):
+            actions.add(f"event:{col['name'][i]}")
+    if snapshot_us is None:
+        snapshot_us = newest_received * 1000 if newest_received is not None else 0
+    result = Activity(user_id, as_of_ms, snapshot_us, last_seen_ms=last_seen, transactions=transactions,
+                      revenue=revenue, sends=dict(sends), responses=dict(responses), hours=hours, timezone=zone,
+                      categories=dict(categories), seen=frozenset(seen), actions=frozenset(actions))
+    if days:
+        result.first_day, result.last_day, result.active_days = min(days), max(days), len(days)
     return result

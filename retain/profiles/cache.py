@@ -8,7 +8,7 @@ version 0 with an empty body: any real profile replaces it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +58,33 @@ class ProfileCache:
     def key(self, tenant: str, user_id: str) -> str:
         return f"{self.prefix}profile:{tenant}:{user_id}"
 
-    def put(self, profiles: Iterable[dict[str, Any]]) -> int:
-        """Cache profiles whose version is newer than the cached one; returns how many were."""
+    def put(self, profiles: Sequence[dict[str, Any]], bodies: Sequence[str] | None = None) -> int:
+        """Cache profiles whose version is newer than the cached one (``bodies``: their JSON, when
+        already encoded); returns how many were."""
+        bodies = bodies if bodies is not None else [encode(p) for p in profiles]
+        return self.put_encoded(profiles[0]["tenant_id"] if profiles else "",
+                                [(p["user_id"], p["version"], body) for p, body in zip(profiles, bodies)])
+
+    def put_encoded(self, tenant: str, entries: Sequence[tuple[str, int, str]]) -> int:
+        """:meth:`put` of (user id, version, profile JSON) entries of one tenant."""
         keys, args = [], [self.ttl]
-        for profile in profiles:
-            keys.append(self.key(profile["tenant_id"], profile["user_id"]))
-            args += [profile["version"], encode(profile)]
+        for user_id, version, body in entries:
+            keys.append(self.key(tenant, user_id))
+            args += [version, body]
         return int(self._put(keys=keys, args=args)) if keys else 0
 
     def remember_missing(self, tenant: str, user_id: str) -> None:
         self._miss(keys=[self.key(tenant, user_id)], args=[self.negative_ttl])
 
+    def get(self, tenant: str, user_id: str) -> Cached | None:
+        """One user's entry (a single command: cheaper than a pipeline of one)."""
+        version, body = self.client.hmget(self.key(tenant, user_id), "v", "b")
+        return None if version is None else Cached(int(version), body or None)
+
     def get_many(self, tenant: str, user_ids: list[str]) -> list[Cached | None]:
         """The entry of each user, None where nothing is cached."""
+        if len(user_ids) == 1:
+            return [self.get(tenant, user_ids[0])]
         pipe = self.client.pipeline(transaction=False)
         for user_id in user_ids:
             pipe.hmget(self.key(tenant, user_id), "v", "b")

@@ -21,17 +21,23 @@ from cassandra.concurrent import execute_concurrent_with_args
 from retain.profiles.cache import Cached, ProfileCache
 from retain.store.cassandra import READ, CassandraStore
 
-_SELECT = "SELECT body FROM profiles WHERE tenant_id = ? AND user_id = ?"
+_SELECT = "SELECT version, body FROM profiles WHERE tenant_id = ? AND user_id = ?"
 LOCK_MS = 1000
 _WAIT_STEP = 0.005
 
 
 @dataclass(frozen=True)
 class Found:
-    """A profile (None: the user has none) and where it came from: "cache" or "store"."""
+    """A profile as stored (``body``: its JSON, None when the user has none), its version, and where
+    it came from: "cache" or "store". Decoded only when asked: a whole profile is served as stored."""
 
-    profile: dict[str, Any] | None
+    body: str | None
+    version: int
     source: str
+
+    @property
+    def profile(self) -> dict[str, Any] | None:
+        return None if self.body is None else json.loads(self.body)
 
 
 class ProfileReader:
@@ -44,24 +50,24 @@ class ProfileReader:
         statement.is_idempotent = True  # lets the read profile's speculative execution retry it
         return statement
 
-    def _from_store(self, tenant: str, user_ids: list[str]) -> dict[str, dict | None]:
+    def _from_store(self, tenant: str, user_ids: list[str]) -> dict[str, tuple[int, str] | None]:
         results = execute_concurrent_with_args(self.store.session, self._statement(),
                                                [(tenant, u) for u in user_ids], concurrency=32,
                                                raise_on_first_error=True, execution_profile=READ)
-        found: dict[str, dict | None] = {}
+        found: dict[str, tuple[int, str] | None] = {}
         for user_id, result in zip(user_ids, results):
             row = result.result_or_exc.one()
-            found[user_id] = json.loads(row.body) if row is not None else None
+            found[user_id] = (row.version, row.body) if row is not None else None
         return found
 
     def _fill(self, tenant: str, user_ids: list[str]) -> dict[str, Found]:
         """Read ``user_ids`` from Cassandra and cache what was found (or that nothing was)."""
-        profiles = self._from_store(tenant, user_ids)
-        self.cache.put([p for p in profiles.values() if p is not None])
-        for user_id, profile in profiles.items():
-            if profile is None:
+        rows = self._from_store(tenant, user_ids)
+        self.cache.put_encoded(tenant, [(u, row[0], row[1]) for u, row in rows.items() if row is not None])
+        for user_id, row in rows.items():
+            if row is None:
                 self.cache.remember_missing(tenant, user_id)
-        return {u: Found(p, "store") for u, p in profiles.items()}
+        return {u: Found(row[1], row[0], "store") if row else Found(None, 0, "store") for u, row in rows.items()}
 
     def _locks(self, tenant: str, user_ids: list[str]) -> list[bool]:
         pipe = self.client.pipeline(transaction=False)
@@ -75,7 +81,7 @@ class ProfileReader:
 
     @staticmethod
     def _decode(entry: Cached) -> Found:
-        return Found(json.loads(entry.body) if entry.body else None, "cache")
+        return Found(entry.body, entry.version, "cache")
 
     def get_many(self, tenant: str, user_ids: list[str]) -> dict[str, Found]:
         """Each user's profile, read through the cache."""

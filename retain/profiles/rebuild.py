@@ -20,18 +20,19 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from retain.config import Settings
 from retain.events import Event
-from retain.lake.schema import lake_row
 from retain.models.store import ModelStore
 from retain.profiles.activity import COLUMNS, activity
 from retain.profiles.cache import ProfileCache
 from retain.profiles.model import ProfileModel, load_model
 from retain.profiles.scoring import score
 from retain.store.cassandra import WRITE, CassandraStore
-from retain.store.profiles import ProfileStore
+from retain.store.profiles import ProfileStore, encode
 from retain.tenancy.config import TenantConfig, classify
 
 _EVENTS = "SELECT payload FROM events_by_user WHERE tenant_id = ? AND user_id = ? LIMIT ?"
 _decode = msgspec.json.Decoder(Event).decode
+# Reads in flight per rebuild: a whole batch at once, so the batch costs about one round trip.
+READ_CONCURRENCY = 256
 
 
 @dataclass
@@ -48,13 +49,22 @@ class RebuildResult:
 
 
 def event_columns(payloads: list[str], config: TenantConfig) -> dict[str, list]:
-    """Lake-shaped columns (see retain.lake.schema) of a user's stored events: the rows the Spark
-    batch scoring reads from the lake, rebuilt from the event store with the same classification."""
-    rows = []
+    """Lake-shaped columns (see retain.lake.schema.lake_row) of a user's stored events, classified
+    with the tenant's configuration: the same values the Spark batch scoring reads from the lake,
+    built without the columns a profile does not read (properties and context as JSON, ...)."""
+    columns: dict[str, list] = {name: [] for name in COLUMNS}
     for payload in payloads:
         event = _decode(payload)
-        rows.append(lake_row(event, classify(event, config), event.timestamp))
-    return {name: [row[name] for row in rows] for name in COLUMNS}
+        traits = classify(event, config)
+        tz = event.context.get("timezone")
+        for name, value in (("type", event.type), ("name", event.name), ("event_time", event.timestamp),
+                            ("received_at", event.received_at), ("visit", traits.visit),
+                            ("revenue", traits.revenue), ("channel", traits.channel), ("send", traits.send),
+                            ("response", traits.response), ("content_id", traits.content_id),
+                            ("content_category", traits.content_category),
+                            ("timezone", tz if isinstance(tz, str) else None)):
+            columns[name].append(value)
+    return columns
 
 
 class ModelCache:
@@ -93,7 +103,8 @@ class Rebuilder:
     def read(self, tenant: str, users: list[str]) -> list[list]:
         params = [(tenant, user, self.settings.profile_max_events) for user in users]
         results = execute_concurrent_with_args(self.store.session, self.store.prepare(_EVENTS), params,
-                                               concurrency=32, raise_on_first_error=True, execution_profile=WRITE)
+                                               concurrency=READ_CONCURRENCY, raise_on_first_error=True,
+                                               execution_profile=WRITE)
         return [list(result.result_or_exc) for result in results]
 
     def rebuild(self, tenant: str, users: list[str]) -> RebuildResult:
@@ -108,7 +119,8 @@ class Rebuilder:
         activities = [activity(user, event_columns([r.payload for r in rows], config), as_of_ms, snapshot_us)
                       for user, rows in zip(users, events)]
         profiles = score(model, activities, now)
-        written = self.profiles.write(profiles)
-        cached = self.cache.put(profiles)
+        bodies = [encode(p) for p in profiles]  # once, for Cassandra and the cache
+        written = self.profiles.write(profiles, bodies)
+        cached = self.cache.put(profiles, bodies)
         return RebuildResult(tenant, len(users), written, cached, model.version,
                              round(time.perf_counter() - started, 4))

@@ -104,6 +104,22 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def terminate(self) -> bool:
+        """SIGTERM the process itself (not its group) and return at once; True if it was running.
+
+        For a Celery worker this is a warm shutdown: it stops taking tasks and exits once those it
+        runs are done. Its pool processes must not get the signal themselves, which is why the
+        group is left alone.
+        """
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+
     def log_tail(self, lines: int = 30) -> str:
         return tail(self.log_file, lines)
 

@@ -8,7 +8,7 @@ mixed; the write timestamp is the profile's version, so the newest version wins 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,10 +31,12 @@ class ProfileStore:
     def __init__(self, store: CassandraStore) -> None:
         self.store = store
 
-    def write(self, profiles: Iterable[dict[str, Any]]) -> int:
-        """Write profiles; each lands only if no newer version of that user's profile is there."""
+    def write(self, profiles: Sequence[dict[str, Any]], bodies: Sequence[str] | None = None) -> int:
+        """Write profiles (``bodies``: their JSON, when already encoded); each lands only if no newer
+        version of that user's profile is there."""
+        bodies = bodies if bodies is not None else [encode(p) for p in profiles]
         rows = [(p["tenant_id"], p["user_id"], p["version"], p["model_version"],
-                 datetime.fromisoformat(p["computed_at"]), encode(p), p["version"]) for p in profiles]
+                 datetime.fromisoformat(p["computed_at"]), body, p["version"]) for p, body in zip(profiles, bodies)]
         if not rows:
             return 0
         results = execute_concurrent_with_args(self.store.session, self.store.prepare(_INSERT), rows,
