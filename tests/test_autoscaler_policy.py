@@ -18,7 +18,8 @@ POOL = PoolPolicy("profiles", ("profiles",), min_workers=0, max_workers=20, targ
     (3, 0, None, 0, 0, "activation threshold"),            # a stray task does not start a worker
     (5, 0, None, 0, 1, "scale out 0 -> 1"),                # activation reached: ceil(5 / (10 x 2)) = 1
     (100, 0, None, 1, 5, "scale out 1 -> 5"),              # fallback rate 2/s: 100 / 20 = 5
-    (100, 20, 4.0, 1, 3, "scale out 1 -> 3"),              # measured rate 4/s: 120 / 40 = 3
+    (100, 4, 4.0, 1, 7, "scale out 1 -> 7"),               # 4 held + 100 / (10 x 4) = 6.5 -> 7
+    (0, 6, None, 6, 6, "no change at 6"),                  # a busy steady fleet keeps a slot per task
     (10_000, 0, 1.0, 2, 20, "capped at max 20"),           # a burst is bounded by max
     (40, 0, None, 2, 2, "no change at 2"),                 # exactly enough
     (0, 0, None, 5, 5, "recommended up to 5"),             # first look: the window still holds 5
@@ -33,7 +34,8 @@ def test_minimum_is_kept_and_needed_is_exact() -> None:
     pool = PoolPolicy("ingest", ("ingest",), min_workers=2, max_workers=4)
     assert decide(pool, Observation(0, 0, 0, 0), History()).desired == 2
     assert decide(pool, Observation(0, 0, 0, 0), History()).reason.endswith("raised to min 2")
-    assert [workers_needed(b, 10, 2) for b in (0, 1, 20, 21, 40)] == [0, 1, 1, 2, 2]
+    assert [workers_needed(b, 0, 10, 2) for b in (0, 1, 20, 21, 40)] == [0, 1, 1, 2, 2]
+    assert workers_needed(20, 3, 10, 2, slots=2) == 2, "(3 held + 1 to drain) / 2 slots per worker"
 
 
 def test_scale_in_waits_for_the_window_then_steps() -> None:

@@ -29,7 +29,8 @@ def pools_from_settings(settings: Settings) -> list[PoolPolicy]:
     return [PoolPolicy(name, tuple(queues.split("+")), settings.autoscaler_min_workers.get(name, 0),
                        settings.autoscaler_max_workers.get(name, 8), settings.autoscaler_target_latency,
                        settings.autoscaler_fallback_rate, settings.autoscaler_stabilization_seconds,
-                       settings.autoscaler_scale_in_step, settings.autoscaler_activation_backlog)
+                       settings.autoscaler_scale_in_step, settings.autoscaler_activation_backlog,
+                       slots_per_worker=settings.worker_concurrency)
             for name, queues in settings.autoscaler_pools.items()]
 
 

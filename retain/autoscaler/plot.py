@@ -45,7 +45,9 @@ def plot_runs(runs: Sequence[Run], path: str | Path, title: str = "") -> Path:
                      f"{m['worker_hours']:g} worker-h, {m['scaling_actions']} scaling actions", fontsize=9)
         handles = ax.get_legend_handles_labels()
         more = workers.get_legend_handles_labels()
-        workers.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", fontsize=7, ncol=5)
+        # Outside the axes, on the right: inside it would hide the fleet line of a static fleet.
+        workers.legend(handles[0] + more[0], handles[1] + more[1], loc="upper left", bbox_to_anchor=(1.06, 1.0),
+                       fontsize=7)
     axes[-1].set_xlabel("hours since the trace started")
     if title:
         fig.suptitle(title, fontsize=10)

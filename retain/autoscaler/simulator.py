@@ -130,7 +130,8 @@ class Proportional:
 
     def desired(self, seen: Observation) -> int:
         rate = seen.rate if seen.rate else self.pool.fallback_rate
-        needed = workers_needed(seen.backlog, self.pool.target_latency, rate)
+        # KEDA's queue-length scaler: the whole backlog, running tasks included, over target x rate.
+        needed = workers_needed(seen.backlog, 0, self.pool.target_latency, rate)
         return min(max(needed, self.pool.min_workers), self.pool.max_workers)
 
 

@@ -5,6 +5,7 @@ The group is shared: the controller (`retain autoscaler run`) is added to it by 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,9 @@ def simulate_command(trace_file: Path, policy: str, workers: int | None, seed: i
     runs = [simulate(trace, controller, config, seed) for controller in chosen]
     plot = plot_runs(runs, plot_file or _plot_path(trace_file, policy),
                      f"{trace_file.name}, seed {seed}, {config.interruption_rate:g} spot interruptions/worker-h")
-    common = {"trace": str(trace_file), "seed": seed, "plot": str(plot), "config": config_document(config)}
-    policies = {run.label: {**run.metrics, "plot": str(plot)} for run in runs}
+    # Absolute, so the path in the document still leads to the PNG from another directory.
+    common = {"trace": str(trace_file), "seed": seed, "plot": os.path.abspath(plot), "config": config_document(config)}
+    policies = {run.label: {**run.metrics, "plot": common["plot"]} for run in runs}
     document = {**common, "policies": policies}
     if len(runs) == 1:
         # One policy: its figures at the top level, so `jq .p99_wait_s` works.
