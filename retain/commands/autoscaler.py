@@ -131,3 +131,35 @@ def simulate_command(trace_file: Path, policy: str, workers: int | None, seed: i
         report(as_json, document, lambda: _table({**common, "policies": policies}))
     else:
         report(as_json, document, lambda: _table(document))
+
+
+@autoscaler_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Decide and log, change nothing.")
+@click.option("--once", is_flag=True, help="One look at every pool, then exit (with --json: the decisions).")
+@json_option
+def run_command(dry_run: bool, once: bool, as_json: bool) -> None:
+    """Size every pool's fleet from its queues, every RETAIN_AUTOSCALER_INTERVAL_SECONDS, until stopped."""
+    import signal
+    import threading
+
+    import redis
+
+    from retain.autoscaler.backends import fleets_for
+    from retain.autoscaler.controller import Controller, pools_from_settings
+    from retain.config import Settings
+
+    settings = Settings.from_env()
+    pools = pools_from_settings(settings)
+    controller = Controller(settings, fleets_for(settings, pools), redis.Redis.from_url(settings.broker_url),
+                            redis.Redis.from_url(settings.redis_url, decode_responses=True), pools, dry_run)
+    if once:
+        steps = controller.look()
+        report(as_json, {"dry_run": dry_run, "pools": [s.to_dict() for s in steps]},
+               lambda: "\n".join(f"{s.pool}: {s.current} -> {s.desired}: {s.reason}" for s in steps))
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    progress(f"autoscaler: {', '.join(p.name for p in pools)} on {settings.autoscaler_backend}"
+             f"{' (dry run)' if dry_run else ''}, every {settings.autoscaler_interval_seconds:g}s")
+    controller.run(stop, lambda steps: [progress(f"{s.pool}: {s.reason}") for s in steps if s.desired != s.current])
