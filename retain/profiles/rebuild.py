@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
-from cassandra.concurrent import execute_concurrent_with_args
 
 from retain.config import Settings
 from retain.events import Event
@@ -31,8 +30,8 @@ from retain.tenancy.config import TenantConfig, classify
 
 _EVENTS = "SELECT payload FROM events_by_user WHERE tenant_id = ? AND user_id = ? LIMIT ?"
 _decode = msgspec.json.Decoder(Event).decode
-# Reads in flight per rebuild: a whole batch at once, so the batch costs about one round trip.
-READ_CONCURRENCY = 256
+# Users read, scored and written together within a batch (see Rebuilder.rebuild).
+CHUNK = 50
 
 
 @dataclass
@@ -100,14 +99,15 @@ class Rebuilder:
         self.profiles = ProfileStore(store)
         self.models = ModelCache(ModelStore(settings), settings.profile_model_refresh_seconds)
 
-    def read(self, tenant: str, users: list[str]) -> list[list]:
-        params = [(tenant, user, self.settings.profile_max_events) for user in users]
-        results = execute_concurrent_with_args(self.store.session, self.store.prepare(_EVENTS), params,
-                                               concurrency=READ_CONCURRENCY, raise_on_first_error=True,
-                                               execution_profile=WRITE)
-        return [list(result.result_or_exc) for result in results]
+    def _start_reads(self, tenant: str, users: list[str]) -> list:
+        statement = self.store.prepare(_EVENTS)
+        return [self.store.session.execute_async(statement, (tenant, user, self.settings.profile_max_events),
+                                                 execution_profile=WRITE) for user in users]
 
     def rebuild(self, tenant: str, users: list[str]) -> RebuildResult:
+        """Rebuild ``users`` in chunks, reading the next chunk's events and writing the last chunk's
+        profiles while this one is scored: the batch costs about its compute, not compute plus two
+        round trips per user."""
         started = time.perf_counter()
         users = list(dict.fromkeys(users))
         config = self.configs(tenant)
@@ -115,12 +115,24 @@ class Rebuilder:
         now = datetime.now(timezone.utc)
         snapshot_us = int(now.timestamp() * 1_000_000)
         as_of_ms = snapshot_us // 1000
-        events = self.read(tenant, users)
-        activities = [activity(user, event_columns([r.payload for r in rows], config), as_of_ms, snapshot_us)
-                      for user, rows in zip(users, events)]
-        profiles = score(model, activities, now)
-        bodies = [encode(p) for p in profiles]  # once, for Cassandra and the cache
-        written = self.profiles.write(profiles, bodies)
-        cached = self.cache.put(profiles, bodies)
-        return RebuildResult(tenant, len(users), written, cached, model.version,
+        chunks = [users[i:i + CHUNK] for i in range(0, len(users), CHUNK)]
+        reading = self._start_reads(tenant, chunks[0]) if chunks else []
+        profiles: list[dict] = []
+        bodies: list[str] = []
+        writing: list = []
+        for k, chunk in enumerate(chunks):
+            events = [list(future.result()) for future in reading]
+            if k + 1 < len(chunks):
+                reading = self._start_reads(tenant, chunks[k + 1])
+            activities = [activity(user, event_columns([r.payload for r in rows], config), as_of_ms, snapshot_us)
+                          for user, rows in zip(chunk, events)]
+            scored = score(model, activities, now)
+            encoded = [encode(p) for p in scored]  # once, for Cassandra and the cache
+            writing += self.profiles.start_writes(scored, encoded)
+            profiles += scored
+            bodies += encoded
+        for future in writing:
+            future.result()  # raises the first failed write: the task fails and is retried whole
+        cached = self.cache.put(profiles, bodies)  # after Cassandra: the cache never gets ahead of it
+        return RebuildResult(tenant, len(users), len(writing), cached, model.version,
                              round(time.perf_counter() - started, 4))

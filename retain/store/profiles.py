@@ -27,6 +27,11 @@ def encode(profile: dict[str, Any]) -> str:
     return json.dumps(profile, separators=(",", ":"), sort_keys=True)
 
 
+def _rows(profiles: Sequence[dict[str, Any]], bodies: Sequence[str]) -> list[tuple]:
+    return [(p["tenant_id"], p["user_id"], p["version"], p["model_version"], datetime.fromisoformat(p["computed_at"]),
+             body, p["version"]) for p, body in zip(profiles, bodies)]
+
+
 class ProfileStore:
     def __init__(self, store: CassandraStore) -> None:
         self.store = store
@@ -34,15 +39,19 @@ class ProfileStore:
     def write(self, profiles: Sequence[dict[str, Any]], bodies: Sequence[str] | None = None) -> int:
         """Write profiles (``bodies``: their JSON, when already encoded); each lands only if no newer
         version of that user's profile is there."""
-        bodies = bodies if bodies is not None else [encode(p) for p in profiles]
-        rows = [(p["tenant_id"], p["user_id"], p["version"], p["model_version"],
-                 datetime.fromisoformat(p["computed_at"]), body, p["version"]) for p, body in zip(profiles, bodies)]
+        rows = _rows(profiles, bodies if bodies is not None else [encode(p) for p in profiles])
         if not rows:
             return 0
         results = execute_concurrent_with_args(self.store.session, self.store.prepare(_INSERT), rows,
                                                concurrency=CONCURRENCY, raise_on_first_error=True,
                                                execution_profile=WRITE)
         return len(results)
+
+    def start_writes(self, profiles: Sequence[dict[str, Any]], bodies: Sequence[str]) -> list:
+        """:meth:`write` without waiting: the futures of the writes, to wait on once other work is done."""
+        statement = self.store.prepare(_INSERT)
+        return [self.store.session.execute_async(statement, row, execution_profile=WRITE)
+                for row in _rows(profiles, bodies)]
 
     def get(self, tenant: str, user_id: str) -> dict[str, Any] | None:
         row = self.store.read(_SELECT, (tenant, user_id)).one()

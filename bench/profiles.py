@@ -1,0 +1,413 @@
+"""Profile rebuilds and lookups, each next to a baseline measured in the same run.
+
+    .venv/bin/python bench/profiles.py [--users 20000] [--seconds 10] [--cprofile]
+                                       [--api-workers N] [--api-threads N]  (default: the settings')
+
+Prints one JSON document (progress on stderr):
+- rebuild: profiles/s of ``Rebuilder.rebuild`` in this one process over batches of
+  RETAIN_PROFILE_BATCH_SIZE users, ~5 events each, tenant-less priors (no trained model), and the
+  time of each phase (target >= 1,000 profiles/s per worker process); --cprofile prints where it goes;
+- lookups through gunicorn (RETAIN_API_WORKERS x RETAIN_API_THREADS) on loopback, the load generator
+  in another process (wrk when installed, and a Python raw-socket keep-alive client, one thread per
+  connection): closed-loop peak of GET /healthz (the framework ceiling), cache hits, misses of users
+  whose profile is only in Cassandra, unknown users (negative lookups), batchGet of 100 ids; then an
+  open loop at half the cache-hit peak, latency counted from each request's scheduled send time (a
+  stalled server cannot hide behind a waiting client: no coordinated omission). Targets: cache hits
+  >= 80% of /healthz, open-loop p99 <= 5 ms;
+- redis_get: a raw redis-py GET loop (no pipelining) in one process: the floor under any cached lookup;
+- cpu_cores of each phase: what the API (each process), Redis, Cassandra, the load generator and the
+  whole machine used, to tell which one saturated it (the load generator shares the server's cores),
+  and the API's CPU per request, which other jobs on a shared machine hardly change.
+Runs a stack of its own (Redis on a free port, Cassandra on 127.0.0.41, JMX 7999).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import json
+import multiprocessing
+import os
+import pstats
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import redis
+from common import bench_settings, descendants
+
+import retain.profiles.rebuild as rebuild_module
+from retain.ingest.pipeline import Ingestor, TenantConfigs
+from retain.ingest.submit import prepare
+from retain.profiles.cache import ProfileCache
+from retain.stack import Stack
+from retain.store.cassandra import CassandraStore
+from retain.store.redis import redis_client
+from retain.store.schema import migrate
+from retain.tenancy.registry import TenantRegistry
+
+from tests.harness import start_api
+
+TICK = os.sysconf("SC_CLK_TCK")
+ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "")
+WRK_LUA = r"""
+local paths, n, auth = {}, 0, os.getenv("BENCH_AUTH")
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+if auth ~= "" then wrk.headers["Authorization"] = auth end
+request = function() n = n + 1; return wrk.format("GET", paths[n % #paths + 1]) end
+done = function(s, lat, _)
+  local e = s.errors
+  io.write(string.format('WRKJSON {"requests": %d, "seconds": %.3f, "errors": %d, "non_2xx": %d, ' ..
+    '"p50_ms": %.3f, "p99_ms": %.3f, "p999_ms": %.3f, "max_ms": %.3f}\n', s.requests, s.duration / 1e6,
+    e.connect + e.read + e.write + e.timeout, e.status, lat:percentile(50) / 1e3, lat:percentile(99) / 1e3,
+    lat:percentile(99.9) / 1e3, lat.max / 1e3))
+end
+"""
+
+
+def log(message: str) -> None:
+    print(f"[bench/profiles] {message}", file=sys.stderr, flush=True)
+
+
+def latency(us: list[int]) -> dict[str, float]:
+    ordered = sorted(us) or [0]
+    at = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 3)  # noqa: E731
+    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": at(1.0)}
+
+
+def user_messages(n: int, now: datetime) -> list[dict]:
+    """Five events of one user over 60 days (a page visit, a product view, an email sent and opened,
+    an order or an app open): every step of the scoring has something to do."""
+    rnd, user, zone = random.Random(n), f"bu{n:06d}", ZONES[n % len(ZONES)]
+
+    def msg(kind: str, days: float, **fields: Any) -> dict:
+        at = now - timedelta(days=days, minutes=rnd.random() * 600)
+        return {"type": kind, "userId": user, "messageId": str(uuid.uuid4()), "timestamp": at.isoformat(),
+                "context": {"timezone": zone} if zone else {}, **fields}
+    item = {"content_id": f"c{rnd.randrange(500)}", "category": f"cat{rnd.randrange(12)}"}
+    last = (msg("track", rnd.uniform(0, 5), event="Order Completed", properties={"revenue": rnd.randint(5, 80)})
+            if n % 3 == 0 else msg("track", rnd.uniform(0, 5), event="Application Opened", properties={}))
+    return [msg("page", rnd.uniform(20, 60), name="Home", properties=item),
+            msg("track", rnd.uniform(5, 20), event="Product Viewed", properties=item),
+            msg("track", 10, event="Email Delivered", properties={}),
+            msg("track", 9.9, event="Email Opened", properties={}), last]
+
+
+def ingest(settings, store: CassandraStore, data: redis.Redis, tenant: str, users: int) -> dict:
+    ingestor, now, events, started = Ingestor(settings, store, data), datetime.now(timezone.utc), 0, time.perf_counter()
+    for first in range(0, users, 200):
+        batch = [m for n in range(first, min(first + 200, users)) for m in user_messages(n, now)]
+        ingestor.process(prepare(batch, tenant, "bench", settings, history=True).payload())  # history: old events ok
+        events += len(batch)
+    elapsed = time.perf_counter() - started
+    return {"events": events, "seconds": round(elapsed, 1), "events_per_s": round(events / elapsed)}
+
+
+def rebuild(settings, store: CassandraStore, cache: ProfileCache, tenant: str, ids: list[str], profile: bool) -> dict:
+    rebuilder = rebuild_module.Rebuilder(settings, store, cache, TenantConfigs(TenantRegistry(store)).get)
+    phases: Counter = Counter()
+
+    def timed(phase: str, fn: Callable) -> Callable:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[phase] += time.perf_counter() - started
+        return wrapper
+    # Per-phase times without touching retain: wrap this process's objects, and the names rebuild()
+    # looks up in its module's globals (restored below).
+    # Reads and writes are issued without waiting and overlap the scoring: what is not in a phase
+    # below ("io_wait") is time spent waiting for Cassandra.
+    rebuilder._start_reads = timed("start_reads", rebuilder._start_reads)
+    rebuilder.profiles.start_writes = timed("start_writes", rebuilder.profiles.start_writes)
+    cache.put = timed("write_cache", cache.put)
+    originals = {name: getattr(rebuild_module, name) for name in ("event_columns", "activity", "score")}
+    for name, phase in (("event_columns", "decode_classify"), ("activity", "activity"), ("score", "score")):
+        setattr(rebuild_module, name, timed(phase, originals[name]))
+    size, profiler = settings.profile_batch_size, cProfile.Profile() if profile else None
+    try:
+        result = rebuilder.rebuild(tenant, ids[:1])  # warm-up: prepared statements, tenant config, model pointer
+        phases.clear()
+        started, written, cpu = time.perf_counter(), 0, time.process_time()  # all threads: the driver's too
+        if profiler:
+            profiler.enable()
+        for first in range(0, len(ids), size):
+            result = rebuilder.rebuild(tenant, ids[first:first + size])
+            written += result.written
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        for name, fn in originals.items():
+            setattr(rebuild_module, name, fn)
+        del cache.put
+    return {"users": len(ids), "batch_size": size, "written": written, "seconds": round(elapsed, 2),
+            "model": result.model_version or "priors", "cprofile_on": profile,
+            "profiles_per_s": round(len(ids) / elapsed), "this_process_cpu_cores": round(cpu / elapsed, 2),
+            "phase_ms_per_batch": {k: round(v * 1000 * size / len(ids), 1) for k, v in phases.items()},
+            "phase_share": {**{k: round(v / elapsed, 3) for k, v in phases.items()},
+                            "io_wait": round(1 - sum(phases.values()) / elapsed, 3)}}
+
+
+def _client(port: int, reqs: list[bytes], conns: int, seconds: float, rate: float, once: bool, out) -> None:
+    """A load generator process: ``conns`` keep-alive connections, a thread each. Closed loop (send
+    on each answer), open loop (``rate``/s, sends at scheduled instants, latency from the schedule),
+    or ``once``: each request once."""
+    lat: list[list[int]] = [[] for _ in range(conns)]
+    answers: list[Counter] = [Counter() for _ in range(conns)]
+    ends = [0.0] * conns
+    start = time.perf_counter() + 0.2  # every thread connected before the first send
+    end = start + seconds
+
+    def connect() -> tuple[socket.socket, Any]:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, sock.makefile("rb")
+
+    def run(i: int) -> None:
+        sock, reader = connect()
+        mine = reqs[i::conns] if once else reqs[i % len(reqs):] + reqs[:i % len(reqs)]
+        time.sleep(max(0.0, start - time.perf_counter()))
+        k = 0
+        while k < len(mine) if once else True:
+            due = start + (k * conns + i) / rate if rate else time.perf_counter()
+            if not once and due >= end:
+                break
+            if rate and due > time.perf_counter():
+                time.sleep(due - time.perf_counter())
+            sock.sendall(mine[k % len(mine)])
+            k += 1
+            status, length, source = reader.readline()[9:12], 0, b""
+            if not status:  # the server closed the connection: count it, reconnect
+                answers[i]["closed"] += 1
+                sock, reader = connect()
+                continue
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name = line[:16].lower()
+                if name.startswith(b"content-length:"):
+                    length = int(line[15:])
+                elif name == b"x-retain-source:":
+                    source = line[16:].strip()
+            reader.read(length)
+            lat[i].append(int((time.perf_counter() - due) * 1e6))
+            answers[i][f"{status.decode()} {source.decode()}".strip()] += 1
+        ends[i] = time.perf_counter()
+        sock.close()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(conns)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    elapsed = max(ends) - start
+    n = sum(len(x) for x in lat)
+    out.put({"requests": n, "seconds": round(elapsed, 2), "rps": round(n / elapsed),
+             **latency([v for x in lat for v in x]), "answers": dict(sum(answers, Counter())),
+             "loadgen_cpu_cores": round((used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime) / elapsed, 2)})
+
+
+def python_load(port: int, reqs: list[bytes], conns: int, seconds: float = 0, rate: float = 0,
+                once: bool = False) -> dict:
+    # fork: the child only needs sockets and threads, and starts in milliseconds (inside the CPU window).
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_client, args=(port, reqs, conns, seconds, rate, once, out))
+    proc.start()
+    result = out.get(timeout=seconds + 900)
+    proc.join()
+    return {"loadgen": "python", "connections": conns, **({"target_rps": round(rate)} if rate else {}), **result}
+
+
+def wrk_load(url: str, paths: list[str], auth: str, conns: int, seconds: float, home: Path) -> dict | None:
+    if not shutil.which("wrk"):
+        return None
+    (home / "wrk.lua").write_text(WRK_LUA)
+    (home / "wrk.paths").write_text("\n".join(paths) + "\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+                          "-s", str(home / "wrk.lua"), url], capture_output=True, text=True, check=True,
+                         env={**os.environ, "BENCH_AUTH": auth, "BENCH_PATHS": str(home / "wrk.paths")})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("WRKJSON "))[8:])
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"loadgen": "wrk", "connections": conns, **found, "rps": round(found["requests"] / found["seconds"]),
+            "loadgen_cpu_cores": round(cpu / found["seconds"], 2)}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (other jobs share it: their part is noise)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / TICK  # all but idle and iowait (guest is in user)
+
+
+def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict | None]) -> dict | None:
+    """``run``'s result plus the cores each server process tree (and the machine) used meanwhile, each
+    API process's share (gunicorn workers accept connections unevenly), and the API's CPU per request:
+    unlike requests/s, that cost hardly depends on what else runs on the machine."""
+    sample = lambda: {k: {pid: cpu_seconds([pid]) for pid in f()} for k, f in servers.items()}  # noqa: E731
+    before, busy, started = sample(), machine_busy(), time.perf_counter()
+    result = run()
+    wall, after = time.perf_counter() - started, sample()
+    if result is not None:
+        used = {k: {pid: (t - before[k].get(pid, 0.0)) / wall for pid, t in pids.items()} for k, pids in after.items()}
+        cores = {k: round(sum(by_pid.values()), 2) for k, by_pid in used.items()}
+        result["cpu_cores"] = {**cores, "machine": round((machine_busy() - busy) / wall, 2)}
+        if "api" in used:
+            result["cpu_cores"]["api_per_process"] = sorted(round(c, 2) for c in used["api"].values())
+        if "requests" in result:
+            result["cpu_cores"]["loadgen"] = result.pop("loadgen_cpu_cores")
+            result["api_cpu_ms_per_request"] = round(cores["api"] * wall * 1000 / result["requests"], 3)
+    return result
+
+
+def best_of(rounds: list[dict | None]) -> dict | None:
+    """The round with the highest throughput (peak), and every round's requests/s."""
+    if rounds[0] is None:
+        return None
+    return {**max(rounds, key=lambda r: r["rps"]), "rps_rounds": [r["rps"] for r in rounds]}
+
+
+def redis_get_loop(url: str, key: str, seconds: float) -> dict:
+    client, lat = redis.Redis.from_url(url), []
+    started = time.perf_counter()
+    end = started + seconds
+    while (t := time.perf_counter()) < end:
+        client.get(key)
+        lat.append(int((time.perf_counter() - t) * 1e6))
+    client.close()
+    return {"ops": len(lat), "ops_per_s": round(len(lat) / (time.perf_counter() - started)), **latency(lat)}
+
+
+def lookups(settings, url: str, read_key: str, hit_ids: list[str], miss_ids: list[str], servers: dict,
+            seconds: float, home: Path) -> dict:
+    port, conns = int(url.rsplit(":", 1)[1]), 2 * settings.api_workers * settings.api_threads  # 2 per handler thread
+    auth = "Basic " + base64.b64encode(f"{read_key}:".encode()).decode()
+
+    def get(path: str) -> bytes:
+        return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\r\n".encode()
+    hit_paths = [f"/v1/profiles/{u}" for u in random.Random(1).sample(hit_ids, len(hit_ids))]
+    hits, healthz = [get(p) for p in hit_paths], [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]
+    bodies = [json.dumps({"ids": random.Random(i).sample(hit_ids, 100)}).encode() for i in range(50)]
+    batches = [f"POST /v1/profiles:batchGet HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
+    measure = lambda run: with_cpu(servers, run)  # noqa: E731
+    python_load(port, hits, conns, 3)  # warm-up: every API worker connects to Redis and Cassandra, knows the key
+    log("closed loop: /healthz and cache hits, alternated in 3 rounds (wrk, then the Python client)")
+    # Alternating spreads the other jobs' noise over both routes; the best round of each is its peak.
+    runs: dict[str, list] = {k: [] for k in ("healthz-wrk", "hit-wrk", "healthz-python", "hit-python")}
+    for _ in range(3):
+        runs["healthz-wrk"].append(measure(lambda: wrk_load(url, ["/healthz"], "", conns, seconds / 3, home)))
+        runs["hit-wrk"].append(measure(lambda: wrk_load(url, hit_paths, auth, conns, seconds / 3, home)))
+        runs["healthz-python"].append(measure(lambda: python_load(port, healthz, conns, seconds / 3)))
+        runs["hit-python"].append(measure(lambda: python_load(port, hits, conns, seconds / 3)))
+    closed: dict[str, Any] = {"trivial_healthz": {g: best_of(runs[f"healthz-{g}"]) for g in ("wrk", "python")},
+                              "cache_hit": {g: best_of(runs[f"hit-{g}"]) for g in ("wrk", "python")}}
+    log("closed loop: batchGet, misses, unknown users")
+    closed["batch_get_100_cached"] = measure(lambda: python_load(port, batches, conns, seconds))
+    closed["batch_get_100_cached"]["profiles_per_s"] = closed["batch_get_100_cached"]["rps"] * 100
+    closed["cache_miss_in_cassandra_each_once"] = measure(
+        lambda: python_load(port, [get(f"/v1/profiles/{u}") for u in miss_ids], conns, once=True))
+    closed["unknown_user_each_once"] = measure(
+        lambda: python_load(port, [get(f"/v1/profiles/ghost-{n}") for n in range(len(miss_ids))], conns, once=True))
+    rate = max(r["rps"] for r in closed["cache_hit"].values() if r) / 2
+    log(f"open loop: cache hits at {rate:.0f}/s (half the peak), then /healthz at the same rate")
+    return {"closed_loop": closed,
+            "open_loop_cache_hit_half_peak": measure(lambda: python_load(port, hits, conns, seconds, rate=rate)),
+            # The same schedule on /healthz: what gunicorn, Flask and this machine's scheduling add to the tail.
+            "open_loop_healthz_same_rate": measure(lambda: python_load(port, healthz, conns, seconds, rate=rate))}
+
+
+def targets(report: dict, settings) -> dict:
+    closed = report["closed_loop"]
+    gen = "wrk" if closed["cache_hit"]["wrk"] else "python"
+    hit, trivial = closed["cache_hit"], closed["trivial_healthz"]
+    ratio, p99 = hit[gen]["rps"] / trivial[gen]["rps"], report["open_loop_cache_hit_half_peak"]["p99_ms"]
+    return {"cache_hit_over_trivial": round(ratio, 3), "ratio_loadgen": gen, "cache_hit_ratio_ge_0.8": ratio >= 0.8,
+            "cache_hit_over_trivial_python": round(hit["python"]["rps"] / trivial["python"]["rps"], 3),
+            "api_cpu_per_request_hit_over_trivial": round(hit[gen]["api_cpu_ms_per_request"]
+                                                          / trivial[gen]["api_cpu_ms_per_request"], 2),
+            "open_loop_p99_ms": p99, "open_loop_p99_le_5ms": p99 <= 5.0,
+            "open_loop_healthz_p99_ms": report["open_loop_healthz_same_rate"]["p99_ms"],
+            "rebuild_profiles_per_s": report["rebuild"]["profiles_per_s"],
+            "rebuild_ge_1000_per_s": report["rebuild"]["profiles_per_s"] >= 1000,
+            "api": f"{settings.api_workers} workers x {settings.api_threads} threads, gthread"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=20000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--cprofile", action="store_true", help="profile the rebuild pass (top 25 on stderr)")
+    parser.add_argument("--api-workers", type=int, help="default: the setting's default")
+    parser.add_argument("--api-threads", type=int, help="default: the setting's default")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="retain-bench-profiles-"))
+    api_settings = {k: v for k, v in (("api_workers", args.api_workers), ("api_threads", args.api_threads)) if v}
+    settings = bench_settings(home, ["127.0.0.41"], 7999, **api_settings)
+    stack, api, report = Stack(settings), None, {"benchmark": "profiles", "cores": os.cpu_count()}
+    servers = {"redis": lambda: [stack.redis.process.pid()],
+               "cassandra": lambda: [p for p in [stack.nodes[0].process.pid()] if p]}
+    try:
+        stack.up(1, progress=log)
+        store, data = CassandraStore(settings), redis_client(settings)
+        migrate(store, settings.cassandra_replication)
+        tenant, keys = TenantRegistry(store).create(f"bench-{uuid.uuid4().hex[:6]}")
+        log(f"ingesting {args.users} users x 5 events")
+        report["ingest"] = ingest(settings, store, data, tenant.tenant_id, args.users)
+        cache = ProfileCache(data, settings.redis_prefix, settings.profile_cache_ttl_seconds,
+                             settings.profile_negative_ttl_seconds)
+        ids = [f"bu{n:06d}" for n in range(args.users)]
+        log("rebuilding every user")
+        report["rebuild"] = {"target_per_s": 1000, **with_cpu(
+            servers, lambda: rebuild(settings, store, cache, tenant.tenant_id, ids, args.cprofile))}
+        # Misses: users whose profile is in Cassandra but whose cache entry is gone.
+        misses = min(4000, args.users // 4)
+        for first in range(len(ids) - misses, len(ids), 1000):
+            data.delete(*(cache.key(tenant.tenant_id, u) for u in ids[first:first + 1000]))
+        sample = data.hget(cache.key(tenant.tenant_id, ids[0]), "b")
+        data.set("bench:raw", sample)
+        api, url = start_api(settings, "bench-api")
+        servers["api"] = lambda: [api.pid(), *descendants(api.pid())]
+        report.update(lookups(settings, url, keys["read"], ids[:-misses], ids[-misses:], servers, args.seconds, home))
+        log("raw Redis GET loop")
+        report["redis_get"] = {"value_bytes": len(sample), **redis_get_loop(settings.redis_url, "bench:raw",
+                                                                            args.seconds / 2)}
+        report["targets"] = targets(report, settings)
+        store.close()
+        data.close()
+    finally:
+        if api is not None:
+            api.stop(30)
+        stack.down()
+        shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
