@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +33,58 @@ def bench_settings(home: Path, addresses: list[str], jmx_port: int, **overrides)
 def child_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
     return {**env, **settings.to_env()}
+
+
+def descendants(root: int) -> list[int]:
+    """The pids of ``root``'s children, their children and so on, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        found.extend(kids := children.get(todo.pop(), []))
+        todo.extend(kids)
+    return found
+
+
+def peak_rss_mb(pid: int | str) -> float:
+    """A process's peak resident set size (VmHWM, reset by exec), in MiB; ``pid`` may be "self"."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class TreePeaks(threading.Thread):
+    """The peak RSS of each of this process's descendants, with its command line. Polled: a
+    descendant that exits before the end (a forked worker) is counted too."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.interval, self._done = interval, threading.Event()
+        self.peaks: dict[int, tuple[bytes, float]] = {}  # pid: (NUL-separated argv, MiB)
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        for pid in descendants(os.getpid()):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+                self.peaks[pid] = (argv, max(peak_rss_mb(pid), self.peaks.get(pid, (b"", 0.0))[1]))
+            except OSError:
+                continue  # exited meanwhile
+
+    def finish(self) -> dict[int, tuple[bytes, float]]:
+        """Stop polling; the peaks, read once more (VmHWM is a high-water mark: the last read is the peak)."""
+        self._done.set()
+        self.join()
+        self.sample()
+        return self.peaks
