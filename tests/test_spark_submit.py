@@ -31,7 +31,7 @@ def test_the_zip_holds_the_package_and_its_data(tmp_path) -> None:
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
-def test_bad_arguments_and_an_unknown_tenant_fail_before_spark(schema, capsys) -> None:
+def test_bad_arguments_and_an_unknown_tenant_fail_before_spark(schema, spark, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         train_job.main(["--tenant", "acme", "--cutoff", "last week"])
     assert exit_info.value.code == 2 and "not a date" in capsys.readouterr().err
@@ -39,6 +39,8 @@ def test_bad_arguments_and_an_unknown_tenant_fail_before_spark(schema, capsys) -
         train_job.main(["--tenant", "acme", "--holdout-days", "0"])
     assert train_job.main(["--tenant", "no-such-tenant"]) != 0
     assert "no-such-tenant" in capsys.readouterr().err
+    # In this process spark-submit's session would be the shared one: it must not have been touched.
+    assert spark.range(3).count() == 3
 
 
 @pytest.mark.stack

@@ -18,6 +18,7 @@ from retain.config import Settings
 from retain.profiles.activity import COLUMNS, activity
 from retain.profiles.model import ProfileModel, load_model
 from retain.profiles.scoring import score
+from retain.tenancy.config import TenantConfig
 
 # Users scored and written together: big enough to amortise numpy, small enough for memory.
 CHUNK = 2000
@@ -103,19 +104,16 @@ def score_tenant(spark, settings: Settings, tenant: str, model: ProfileModel, as
                        round((datetime.now(timezone.utc) - started).total_seconds(), 3))
 
 
-def run_scoring(settings: Settings, tenant: str, spark=None, as_of: datetime | None = None) -> ScoreReport:
-    """What `retain score` and the spark-submit entry run: the tenant's configuration and current
-    model, a Spark session (the given one, or a new one stopped at the end), then score_tenant."""
+def run_scoring(settings: Settings, tenant: str, spark=None, as_of: datetime | None = None,
+                config: TenantConfig | None = None) -> ScoreReport:
+    """What `retain score` and the spark-submit entry run: the tenant's configuration (looked up
+    unless given) and current model, a Spark session (the given one, or a new one stopped at the
+    end), then score_tenant."""
     from retain.models.store import ModelStore
     from retain.spark.session import spark_session
-    from retain.store.cassandra import CassandraStore
-    from retain.tenancy.registry import TenantRegistry
+    from retain.tenancy.registry import load_config
 
-    store = CassandraStore(settings)
-    try:
-        config = TenantRegistry(store).get(tenant).config
-    finally:
-        store.close()
+    config = config or load_config(settings, tenant)
     model = load_model(ModelStore(settings), tenant, config)
     own = spark is None
     spark = spark or spark_session(settings, f"retain-score-{tenant}")

@@ -235,19 +235,14 @@ def default_cutoff(holdout_days: int) -> date:
 
 
 def run_training(settings: Settings, tenant: str, cutoff: date | None = None, holdout_days: int = 30,
-                 spark=None) -> TrainResult:
+                 spark=None, config: TenantConfig | None = None) -> TrainResult:
     """What `retain train`, the `train.tenant` task and the spark-submit entry run: the tenant's
-    configuration from Cassandra (an unknown tenant fails before Spark starts), a Spark session (the
-    given one, or a new one stopped at the end), then train_tenant."""
+    configuration (looked up unless given; an unknown tenant fails before Spark starts), a Spark
+    session (the given one, or a new one stopped at the end), then train_tenant."""
     from retain.spark.session import spark_session
-    from retain.store.cassandra import CassandraStore
-    from retain.tenancy.registry import TenantRegistry
+    from retain.tenancy.registry import load_config
 
-    store = CassandraStore(settings)
-    try:
-        config = TenantRegistry(store).get(tenant).config
-    finally:
-        store.close()
+    config = config or load_config(settings, tenant)
     own = spark is None
     spark = spark or spark_session(settings, f"retain-train-{tenant}")
     try:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from retain.config import Settings
 from retain.errors import RetainError
 from retain.store.cassandra import CassandraStore
 from retain.tenancy.config import TenantConfig
@@ -146,3 +147,13 @@ class KeyCache:
             self._cache.clear()
         self._cache[key] = (now + (self.ttl if owner else self.negative_ttl), owner)
         return owner
+
+
+def load_config(settings: Settings, tenant_id: str) -> TenantConfig:
+    """A tenant's configuration from its own short-lived connection (TenantError when unknown):
+    what jobs check first, so an unknown tenant fails before Spark starts."""
+    store = CassandraStore(settings)
+    try:
+        return TenantRegistry(store).get(tenant_id).config
+    finally:
+        store.close()

@@ -17,11 +17,13 @@ def score(tenant: str, as_of: datetime | None) -> dict[str, Any]:
     from retain.config import Settings
     from retain.spark.scoring import run_scoring
     from retain.spark.session import submitted_session
+    from retain.tenancy.registry import load_config
 
     settings = Settings.from_env()
+    config = load_config(settings, tenant)  # an unknown tenant fails before Spark starts
     spark = submitted_session(settings, f"retain-score-{tenant}")
     try:
-        return {**run_scoring(settings, tenant, spark=spark, as_of=as_of).to_dict(),
+        return {**run_scoring(settings, tenant, spark=spark, as_of=as_of, config=config).to_dict(),
                 "spark_master": spark.sparkContext.master}
     finally:
         spark.stop()

@@ -19,11 +19,13 @@ def train(tenant: str, cutoff: date | None, holdout_days: int) -> dict[str, Any]
     from retain.config import Settings
     from retain.spark.session import submitted_session
     from retain.spark.train import run_training
+    from retain.tenancy.registry import load_config
 
     settings = Settings.from_env()
+    config = load_config(settings, tenant)  # an unknown tenant fails before Spark starts
     spark = submitted_session(settings, f"retain-train-{tenant}")
     try:
-        result = run_training(settings, tenant, cutoff, holdout_days, spark=spark)
+        result = run_training(settings, tenant, cutoff, holdout_days, spark=spark, config=config)
         return {**result.to_dict(), "spark_master": spark.sparkContext.master}
     finally:
         spark.stop()
