@@ -20,7 +20,19 @@ from tests.harness import poll, start_api
 from tests.ingest_helpers import message
 
 
-def test_dc2_serves_what_dc1_rebuilt_and_survives_dc1_down(two_dcs, settings) -> None:
+def recovered(schema, api: str) -> None:
+    """Wait until everything the rest of the session shares works through dc1 again: the test
+    process's store, the session API and worker (their drivers reconnect on their own schedule)."""
+    from retain.worker.app import app
+
+    poll(lambda: schema.read("SELECT tenant_id FROM tenants LIMIT 1") is not None, 120,
+         "the session's Cassandra store reads through dc1 again")
+    poll(lambda: requests.get(f"{api}/readyz", timeout=10).status_code == 200, 120, "the session API is ready again")
+    poll(lambda: app.send_task("profiles.rebuild", args=["recovery-check", ["nobody"]], queue="profiles")
+         .get(timeout=30)["written"] == 1, 120, "the session worker writes through dc1 again")
+
+
+def test_dc2_serves_what_dc1_rebuilt_and_survives_dc1_down(two_dcs, settings, schema, api, worker) -> None:
     name = f"mr_{uuid.uuid4().hex[:10]}"
     both = {"dc1": 1, "dc2": 1}
     region1 = settings.replace(cassandra_keyspace=name, cassandra_replication=both,
@@ -61,11 +73,12 @@ def test_dc2_serves_what_dc1_rebuilt_and_survives_dc1_down(two_dcs, settings) ->
         assert cold.status_code == 200 and cold.headers["X-Retain-Source"] == "store", cold.text
         assert cold.json()["user_id"] == users[1]
     finally:
-        for api in apis:
-            api.stop(30)
+        for process in apis:
+            process.stop(30)
         two_dcs.up(dcs=2)
         poll(lambda: dc1.read("SELECT tenant_id FROM tenants LIMIT 1") is not None, 120,
              "dc1 answers again after its restart")
+        recovered(schema, api)
         dc1.execute(f"DROP KEYSPACE IF EXISTS {name}")
         dc1.close()
         client.close()
