@@ -46,8 +46,9 @@ class ProfileReader:
         self.store, self.cache, self.client, self.clock = store, cache, client, clock
 
     def _statement(self):
-        statement = self.store.prepare(_SELECT)
-        statement.is_idempotent = True  # lets the read profile's speculative execution retry it
+        statement = self.store.prepare(_SELECT)  # prepared once per process, then cached
+        if not statement.is_idempotent:
+            statement.is_idempotent = True  # lets the read profile's speculative execution retry it
         return statement
 
     def _from_store(self, tenant: str, user_ids: list[str]) -> dict[str, tuple[int, str] | None]:

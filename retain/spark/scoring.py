@@ -64,6 +64,7 @@ def score_partitions(model: ProfileModel, settings: Settings, as_of_ms: int, com
         from retain.store.profiles import ProfileStore
 
         store = CassandraStore(settings) if write else None
+        profile_store = ProfileStore(store) if store is not None else None
         try:
             for frame in frames:
                 users = [activity(uid, _columns(events), as_of_ms)
@@ -74,8 +75,8 @@ def score_partitions(model: ProfileModel, settings: Settings, as_of_ms: int, com
                     totals["users"] += len(profiles)
                     for profile in profiles:
                         totals[profile["churn_risk"]] += 1
-                    if store is not None:
-                        totals["written"] += ProfileStore(store).write(profiles)
+                    if profile_store is not None:
+                        totals["written"] += profile_store.write(profiles)
                 yield pd.DataFrame([totals])
         finally:
             if store is not None:

@@ -34,9 +34,11 @@ def create_job() -> tuple[Response, int]:
         raise FieldError(exc.field, str(exc)) from None
     job_id = str(uuid.uuid4())
     # Ownership first: a job that exists in the broker is always attributable to its tenant.
-    stores.redis.hset(_owner_key(job_id), mapping={"tenant": g.tenant_id, "kind": body["kind"],
-                                                   "created_at": datetime.now(timezone.utc).isoformat()})
-    stores.redis.expire(_owner_key(job_id), stores.settings.result_expires)
+    owner = stores.redis.pipeline()
+    owner.hset(_owner_key(job_id), mapping={"tenant": g.tenant_id, "kind": body["kind"],
+                                            "created_at": datetime.now(timezone.utc).isoformat()})
+    owner.expire(_owner_key(job_id), stores.settings.result_expires)
+    owner.execute()
     stores.jobs.app.send_task(spec.task, args=args, queue=spec.queue, task_id=job_id)
     location = url_for("jobs.get_job", job_id=job_id)
     response = jsonify({"id": job_id, "kind": body["kind"], "state": "PENDING", "url": location})
