@@ -152,6 +152,7 @@ class Settings(BaseModel):
     autoscaler_stabilization_seconds: float = Field(300.0, ge=0, description="A pool shrinks only to the largest size recommended within this window.")
     autoscaler_scale_in_step: int = Field(1, ge=1, description="Most workers removed from a pool by one decision.")
     autoscaler_activation_backlog: int = Field(1, ge=1, description="Tasks waiting before a pool at zero starts a worker.")
+    autoscaler_startup_seconds: float = Field(60.0, ge=0, description="Seconds a new worker takes to start serving; a growing backlog is projected over it, so capacity is asked for before it is late (a few seconds for local processes, 60-120 for cloud machines).")
     autoscaler_interval_seconds: float = Field(15.0, gt=0, description="How often the autoscaler looks at the queues.")
     autoscaler_backend: Literal["local", "spotfleet", "asg"] = Field("local", description="What the autoscaler resizes: local worker processes, an EC2 Spot Fleet request or an Auto Scaling group per pool.")
 

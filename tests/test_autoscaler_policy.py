@@ -70,3 +70,15 @@ def test_bad_policies_are_refused() -> None:
         PoolPolicy("p", ("p",), min_workers=5, max_workers=2)
     with pytest.raises(ValueError, match="positive"):
         PoolPolicy("p", ("p",), target_latency=0)
+
+
+def test_a_growing_backlog_is_projected_over_the_startup_time() -> None:
+    pool = PoolPolicy("profiles", ("profiles",), max_workers=50, target_latency=10, fallback_rate=1, startup=60)
+    history = History()
+    assert decide(pool, Observation(0.0, 100, 0, 10), history).desired == 10, "no trend yet: 100 / 10"
+    # +5 tasks/s over 20 s; in the 60 s a new worker takes to start, 300 more will be waiting.
+    decision = decide(pool, Observation(20.0, 200, 0, 10), history)
+    assert decision.desired == 50, decision.reason
+    assert "+300 expected" in decision.reason
+    # A shrinking backlog projects nothing: only what waits now counts.
+    assert decide(pool, Observation(40.0, 150, 0, 50), history).needed == 15

@@ -30,7 +30,7 @@ def pools_from_settings(settings: Settings) -> list[PoolPolicy]:
                        settings.autoscaler_max_workers.get(name, 8), settings.autoscaler_target_latency,
                        settings.autoscaler_fallback_rate, settings.autoscaler_stabilization_seconds,
                        settings.autoscaler_scale_in_step, settings.autoscaler_activation_backlog,
-                       slots_per_worker=settings.worker_concurrency)
+                       slots_per_worker=settings.worker_concurrency, startup=settings.autoscaler_startup_seconds)
             for name, queues in settings.autoscaler_pools.items()]
 
 

@@ -79,6 +79,7 @@ class SimConfig:
     stabilization: float = 300.0
     scale_in_step: int = 1
     activation_backlog: int = 1
+    startup: float = 60.0  # what ours assumes a new worker takes to start (the fleet's reality is boot_min..max)
     rate_window: float = 300.0  # as retain.autoscaler.stats.service_rate's default window
     spot_price: float = 0.0125
     on_demand_price: float = 0.0416
@@ -86,7 +87,7 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         positive = ("target_latency", "interval", "service_mean", "rate_window", "notice")
-        for name in positive + ("boot_min", "service_sigma", "interruption_rate", "spot_price", "on_demand_price"):
+        for name in positive + ("boot_min", "startup", "service_sigma", "interruption_rate", "spot_price", "on_demand_price"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name in positive and value == 0):
                 raise SimulationError(f"simulation setting {name}={value!r}: must be "
@@ -102,7 +103,7 @@ class SimConfig:
         return PoolPolicy("simulated", ("simulated",), min_workers=self.min_workers, max_workers=self.max_workers,
                           target_latency=self.target_latency, fallback_rate=1.0 / self.service_mean,
                           stabilization=self.stabilization, scale_in_step=self.scale_in_step,
-                          activation_backlog=self.activation_backlog)
+                          activation_backlog=self.activation_backlog, startup=self.startup)
 
 
 class Controller(Protocol):

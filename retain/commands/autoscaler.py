@@ -99,6 +99,8 @@ def _table(document: dict[str, Any]) -> str:
 @click.option("--max-workers", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--stabilization", type=click.FloatRange(min=0), default=300.0, show_default=True,
               help="Scale-in stabilization window of ours, seconds.")
+@click.option("--startup", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Startup time ours assumes for a new worker (projects a growing backlog over it).")
 @click.option("--scale-in-step", type=click.IntRange(min=1), default=1, show_default=True,
               help="Most workers ours removes per look.")
 @click.option("--spot-price", type=click.FloatRange(min=0), default=0.0125, show_default=True,
