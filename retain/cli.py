@@ -7,6 +7,7 @@ Errors retain anticipates print one line on stderr and exit non-zero.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -215,8 +216,8 @@ def config() -> None:
 @json_option
 @click.pass_context
 def config_show(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective settings."""
-    env = _settings(ctx).to_env()
+    """Print the effective settings (secrets masked)."""
+    env = _settings(ctx).to_env(redact=True)
     _report(as_json, env, lambda: "\n".join(f"{k}={v}" for k, v in env.items()))
 
 
@@ -230,22 +231,31 @@ def config_docs() -> None:
 @main.command()
 @click.option("--exit", "exit_when_done", is_flag=True, help="Stop what the demo started when done, instead of waiting for Ctrl-C.")
 @click.option("--dcs", type=click.IntRange(1, 2), default=1, show_default=True, help="Cassandra datacenters.")
+@click.option("--users", type=click.IntRange(50, 1_000_000), default=2000, show_default=True, help="Users per tenant.")
+@click.option("--days", type=click.IntRange(14, 365), default=60, show_default=True, help="Days of behaviour to generate.")
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, exit_when_done: bool, dcs: int, as_json: bool) -> None:
+def demo(ctx: click.Context, exit_when_done: bool, dcs: int, users: int, days: int, as_json: bool) -> None:
     """Run the whole system on this machine and show it working."""
     from retain.demo import Demo
+    from retain.demo.summary import render
 
-    Demo(_settings(ctx), progress=_progress).run(dcs=dcs, exit_when_done=exit_when_done, as_json=as_json)
+    def show(summary: dict) -> None:
+        click.echo(json.dumps(summary, indent=2, default=str) if as_json else render(summary))
 
+    Demo(_settings(ctx), progress=_progress).run(dcs=dcs, exit_when_done=exit_when_done, users=users, days=days,
+                                                 show=show)
 
 
 def _register_commands() -> None:
     from retain.commands.autoscaler import autoscaler_group
     from retain.commands.deadletter import deadletter_group
+    from retain.commands.flower import flower_command
     from retain.commands.generate import generate_command
     from retain.commands.ingest import ingest_command
     from retain.commands.models import models_group, train_command
+    from retain.commands.repair import repair_group
+    from retain.commands.schedule import schedule_group
     from retain.commands.score import score_command
     from retain.commands.source import source_group
     from retain.commands.tenant import tenant_group
@@ -253,6 +263,9 @@ def _register_commands() -> None:
     for command in (tenant_group, deadletter_group, source_group, generate_command, ingest_command, train_command,
                     models_group, score_command, autoscaler_group):
         main.add_command(command)
+    db.add_command(repair_group)
+    main.add_command(flower_command)
+    main.add_command(schedule_group)
 
 
 _register_commands()

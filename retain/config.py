@@ -29,6 +29,8 @@ CONSISTENCY_LEVELS = (
     "SERIAL", "LOCAL_SERIAL", "LOCAL_ONE",
 )
 QUEUES = ("ingest", "profiles", "train", "maintenance")
+# Settings that `retain config show` masks.
+SECRET_SETTINGS = frozenset({"flower_password"})
 
 
 def _split_list(value: Any) -> Any:
@@ -101,12 +103,22 @@ class Settings(BaseModel):
     cassandra_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a Cassandra connection.")
     cassandra_request_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a Cassandra request.")
     cassandra_speculative_delay: float = Field(0.05, ge=0, description="Seconds before an idempotent read is also sent to another replica of the local datacenter (speculative execution); 0 turns it off.")
+    cassandra_jmx_port: int = Field(7199, ge=1, le=65535, description="JMX port of every Cassandra node; `retain db repair` runs nodetool against each node's address on this port (remote JMX enabled on the nodes). Nodes of the local stack are reached on 127.0.0.1 at RETAIN_STACK_JMX_PORT + 100*(N-1).")
+    cassandra_jmx_username: str = Field("", description="JMX user nodetool authenticates as; empty for JMX without authentication.")
+    cassandra_jmx_password_file: str = Field("", description="File holding the JMX user's password (nodetool -pwf), so the password never appears in a process list.")
+    repair_node_timeout_seconds: int = Field(3600, gt=0, description="Longest a node's repair may take before `retain db repair` records it as failed and moves on.")
 
     # --- Celery ------------------------------------------------------------------------------
     worker_concurrency: int = Field(2, ge=1, description="Processes per Celery worker.")
     ingest_prefetch_multiplier: int = Field(4, ge=1, description="Prefetch of a worker that consumes only short `ingest` tasks; workers of long-running queues prefetch 1.")
     task_time_limits: dict[str, int] = Field({"ingest": 300, "profiles": 600, "train": 7200, "maintenance": 7200}, description="Hard time limit of a task, in seconds, per queue; the soft limit is 90% of it.")
     broker_visibility_timeout: int = Field(14400, gt=0, description="Seconds before an unacknowledged task is delivered again; must exceed every task time limit.")
+    beat_lock_seconds: float = Field(15.0, ge=1, description="Lifetime of the lock (in the broker Redis) that lets only one `retain beat` send; the holder renews it every third of it, and a standby beat takes over at most this long after the holder dies.")
+    worker_spot_watch: bool = Field(False, description="Watch the EC2 instance metadata for spot interruption notices and rebalance recommendations and drain the worker (on EC2 spot instances); also reports the instance's busy state for the autoscaler.")
+    worker_imds_url: str = Field("http://169.254.169.254", description="Base URL of the instance metadata service (IMDSv2) the spot watcher polls.")
+    worker_spot_poll_seconds: float = Field(5.0, gt=0, description="How often the spot watcher polls the instance metadata service.")
+    worker_spot_margin_seconds: float = Field(20.0, gt=0, description="A worker under a spot interruption notice stops its tasks this long before the deadline (they are requeued) so that it has exited when the instance goes.")
+    worker_spot_drain_on_rebalance: bool = Field(True, description="On a rebalance recommendation, stop taking tasks, finish those running and exit (no deadline); false only logs it.")
 
     # --- ingestion ---------------------------------------------------------------------------
     ingest_max_event_bytes: int = Field(32 * 1024, gt=0, description="Largest accepted event, in bytes of JSON (Segment's limit).")
@@ -155,9 +167,11 @@ class Settings(BaseModel):
     autoscaler_startup_seconds: float = Field(60.0, ge=0, description="Seconds a new worker takes to start serving; a growing backlog is projected over it, so capacity is asked for before it is late (a few seconds for local processes, 60-120 for cloud machines).")
     autoscaler_interval_seconds: float = Field(15.0, gt=0, description="How often the autoscaler looks at the queues.")
     autoscaler_backend: Literal["local", "spotfleet", "asg"] = Field("local", description="What the autoscaler resizes: local worker processes, an EC2 Spot Fleet request or an Auto Scaling group per pool.")
+    autoscaler_spot_fleet_requests: dict[str, str] = Field({}, description="Spot Fleet request of each pool (pool:sfr-id), needed with RETAIN_AUTOSCALER_BACKEND=spotfleet: its target capacity is the pool's worker processes, each instance type's WeightedCapacity the workers its machines run.")
+    autoscaler_asg_names: dict[str, str] = Field({}, description="Auto Scaling group of each pool (pool:group name), needed with RETAIN_AUTOSCALER_BACKEND=asg: its desired capacity is the pool's workers.")
 
     # --- AWS ---------------------------------------------------------------------------------
-    aws_endpoint_url: str = Field("", description="Endpoint for S3 and Kinesis (e.g. a moto server); empty is AWS itself.")
+    aws_endpoint_url: str = Field("", description="Endpoint for S3, Kinesis, EC2 and Auto Scaling (e.g. a moto server); empty is AWS itself.")
     aws_region: str = Field("us-east-1", min_length=1, description="AWS region for S3, Kinesis, EC2 and Auto Scaling.")
 
     # --- API ---------------------------------------------------------------------------------
@@ -166,9 +180,24 @@ class Settings(BaseModel):
     api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API.")
     api_threads: int = Field(4, ge=1, description="Threads per API worker process (gthread).")
     api_timeout: int = Field(30, gt=0, description="Seconds before gunicorn restarts a stuck API worker.")
+    api_metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics on the API's port, without a key (no tenant data; block the path at a public load balancer).")
+
+    # --- Flower ------------------------------------------------------------------------------
+    flower_host: str = Field("127.0.0.1", description="Address Flower (`retain flower`) binds.")
+    flower_port: int = Field(5555, ge=1, le=65535, description="Port Flower binds.")
+    flower_user: str = Field("", pattern=r"^[^:]*$", description="User name of Flower's HTTP basic auth (no colon); Flower refuses to start without a user and password unless given --insecure-no-auth.")
+    flower_password: str = Field("", description="Password of Flower's HTTP basic auth (`retain config show` hides it).")
+    flower_persistent: bool = Field(False, description="Keep Flower's task and worker history across restarts, in RETAIN_HOME/flower/ (saved every minute and at shutdown).")
+    flower_purge_offline_seconds: int = Field(600, ge=0, description="Flower's worker list and metrics drop a worker this long after it went offline (autoscaled fleets come and go); 0 keeps them.")
 
     # --- logging -----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every retain process.")
+    log_format: Literal["json", "text"] = Field("json", description="Logs of the API, workers, beat and autoscaler: json (one object per line, with request and task ids) or text (for people).")
+
+    # --- metrics -----------------------------------------------------------------------------
+    metrics_host: str = Field("127.0.0.1", description="Address the worker and autoscaler metrics exporters bind (0.0.0.0 lets a Prometheus elsewhere scrape them).")
+    worker_metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's Prometheus exporter (/metrics); 0 is off. Each worker process on a machine needs its own.")
+    autoscaler_metrics_port: int = Field(0, ge=0, le=65535, description="Port of the autoscaler's Prometheus exporter (`retain autoscaler run`); 0 is off.")
 
     @field_validator("stack_cassandra_addresses", "cassandra_hosts", mode="before")
     @classmethod
@@ -176,7 +205,7 @@ class Settings(BaseModel):
         return _split_list(value)
 
     @field_validator("cassandra_replication", "task_time_limits", "autoscaler_pools", "autoscaler_min_workers",
-                     "autoscaler_max_workers", mode="before")
+                     "autoscaler_max_workers", "autoscaler_spot_fleet_requests", "autoscaler_asg_names", mode="before")
     @classmethod
     def _mappings(cls, value: Any) -> Any:
         return _split_mapping(value)
@@ -188,7 +217,7 @@ class Settings(BaseModel):
             raise ValueError(f"must be a file:// or s3:// URL, got {value!r}")
         return value
 
-    @field_validator("aws_endpoint_url")
+    @field_validator("aws_endpoint_url", "worker_imds_url")
     @classmethod
     def _endpoint(cls, value: str) -> str:
         if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname):
@@ -226,7 +255,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> "Settings":
-        for name in ("autoscaler_min_workers", "autoscaler_max_workers"):
+        for name in ("autoscaler_min_workers", "autoscaler_max_workers", "autoscaler_spot_fleet_requests",
+                     "autoscaler_asg_names"):
             unknown = sorted(set(getattr(self, name)) - set(self.autoscaler_pools))
             if unknown:
                 raise ValueError(f"{env_name(name)} names pool(s) {', '.join(unknown)} not in "
@@ -280,9 +310,12 @@ class Settings(BaseModel):
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
 
-    def to_env(self) -> dict[str, str]:
-        """These settings as ``RETAIN_*`` variables, for a child process to load the same."""
-        return {env_name(name): format_value(getattr(self, name)) for name in type(self).model_fields}
+    def to_env(self, redact: bool = False) -> dict[str, str]:
+        """These settings as ``RETAIN_*`` variables, for a child process to load the same.
+
+        ``redact`` masks the secrets (SECRET_SETTINGS) that are set, for showing the settings."""
+        return {env_name(name): "********" if redact and name in SECRET_SETTINGS and getattr(self, name)
+                else format_value(getattr(self, name)) for name in type(self).model_fields}
 
     @property
     def lake_root(self) -> str:

@@ -29,3 +29,13 @@ class MigrationError(RetainError):
 
 class StoreUnavailable(RetainError):
     """A backing store (Redis, Cassandra) did not answer."""
+
+
+class RepairError(RetainError):
+    """A repair could not start or a node's repair failed; the message names the node."""
+
+
+class RepairLocked(RepairError):
+    """Another repair holds the cluster-wide repair lease; the message names its holder."""
+
+    exit_code = 4

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
-from retain.autoscaler.fleet import Fleet
+from retain.autoscaler.fleet import Fleet, FleetError
 from retain.autoscaler.policy import History, Observation, PoolPolicy, decide
 from retain.autoscaler.queues import reserved, waiting
 from retain.autoscaler.stats import service_rate
@@ -94,6 +94,9 @@ class Controller:
             except redis.RedisError as exc:
                 # The broker may be restarting: skip this look, keep the fleet as it is.
                 log.warning("autoscaler could not read the broker: %s", exc)
+            except FleetError as exc:
+                # A throttled or unreachable cloud API: the next look reads the fleet afresh.
+                log.warning("autoscaler could not read or resize a fleet: %s", exc)
             else:
                 if on_step:
                     on_step(steps)

@@ -7,6 +7,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from retain.errors import RetainError
+
+
+class FleetError(RetainError):
+    """A fleet could not be read or resized (a cloud API throttled or unreachable, a request in no
+    state to change); the controller skips that look and tries again at the next."""
+
 
 class Fleet(ABC):
     """Workers of one pool. Sizes are in workers (capacity units for weighted fleets)."""

@@ -1,7 +1,8 @@
 """A pool of `retain worker` processes on this machine: the default fleet, used by the demo.
 
 Worker i of pool P is the managed process ``fleet-P-i`` (pid file and log under RETAIN_HOME, like
-every service retain starts). Growing starts the lowest free slots; shrinking sends the highest
+every service retain starts); with RETAIN_WORKER_METRICS_PORT set, its exporter listens on that
+port + i. Growing starts the lowest free slots; shrinking sends the highest
 ones a warm shutdown (SIGTERM to the worker itself): it stops consuming, finishes the tasks it
 holds and exits, so no task in flight is killed. A draining worker no longer counts as capacity.
 """
@@ -60,6 +61,9 @@ class LocalFleet(Fleet):
     def _start(self, index: int) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_")}
         env.update(self.settings.to_env())
+        if self.settings.worker_metrics_port:
+            # One exporter per worker process: slot i serves on the configured port + i.
+            env["RETAIN_WORKER_METRICS_PORT"] = str(self.settings.worker_metrics_port + index)
         hostname = f"{self.pool}-{index}@{socket.gethostname()}"
         self._slot(index).spawn([sys.executable, "-m", "retain", "worker", "--queues", ",".join(self.queues),
                                  f"--hostname={hostname}"], env=env)

@@ -141,6 +141,7 @@ def simulate_command(trace_file: Path, policy: str, workers: int | None, seed: i
 @json_option
 def run_command(dry_run: bool, once: bool, as_json: bool) -> None:
     """Size every pool's fleet from its queues, every RETAIN_AUTOSCALER_INTERVAL_SECONDS, until stopped."""
+    import logging
     import signal
     import threading
 
@@ -159,9 +160,16 @@ def run_command(dry_run: bool, once: bool, as_json: bool) -> None:
         report(as_json, {"dry_run": dry_run, "pools": [s.to_dict() for s in steps]},
                lambda: "\n".join(f"{s.pool}: {s.current} -> {s.desired}: {s.reason}" for s in steps))
         return
+    from retain import logs
+    from retain.metrics import autoscaler as metrics
+
+    logs.configure(settings, "autoscaler")
+    metrics.serve(settings)  # RETAIN_AUTOSCALER_METRICS_PORT; 0 is off
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    progress(f"autoscaler: {', '.join(p.name for p in pools)} on {settings.autoscaler_backend}"
-             f"{' (dry run)' if dry_run else ''}, every {settings.autoscaler_interval_seconds:g}s")
-    controller.run(stop, lambda steps: [progress(f"{s.pool}: {s.reason}") for s in steps if s.desired != s.current])
+    # Logged, not printed: the controller logs each decision in the same (JSON) stream.
+    logging.getLogger("retain.autoscaler").info(
+        "autoscaler: %s on %s%s, every %gs", ", ".join(p.name for p in pools), settings.autoscaler_backend,
+        " (dry run)" if dry_run else "", settings.autoscaler_interval_seconds)
+    controller.run(stop, metrics.record)

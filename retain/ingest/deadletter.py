@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from cassandra.concurrent import execute_concurrent_with_args
 
-from retain.store.cassandra import CassandraStore
+from retain.store.cassandra import WRITE, CassandraStore
 
 _INSERT = ("INSERT INTO dead_letters (tenant_id, day, received_at, id, source, reason, raw) "
            "VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?")
@@ -63,3 +63,38 @@ def list_letters(store: CassandraStore, tenant: str, days: int = 1, limit: int =
         if len(found) >= limit:
             break
     return found
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What a dead-letter cleanup removed: whole (tenant, day) partitions before ``before``."""
+
+    before: date
+    partitions: list[tuple[str, date]]
+
+    def to_dict(self) -> dict:
+        return {"before": self.before.isoformat(), "deleted": len(self.partitions),
+                "partitions": [{"tenant": t, "day": d.isoformat()} for t, d in self.partitions]}
+
+
+def cleanup(store: CassandraStore, ttl_days: int, today: date | None = None,
+            tenants: list[str] | None = None) -> Cleanup:
+    """Delete the dead letters of every day older than the retention (of ``tenants`` only, if given).
+
+    Rows expire by their TTL, but with the retention in force when they were written: lowering
+    ``deadletter_ttl_days`` leaves older rows behind, and this removes them. One partition delete
+    per day replaces a tombstone per row. Only partitions that still hold live rows are listed
+    (a scan of the partition keys: tenants × retained days), so a run with nothing to do writes
+    nothing.
+    """
+    before = (today or datetime.now(timezone.utc).date()) - timedelta(days=ttl_days)
+    wanted = set(tenants) if tenants is not None else None
+    # A full scan of partition keys at the write consistency, so a partition on one replica only is seen.
+    rows = store.session.execute(store.prepare("SELECT DISTINCT tenant_id, day FROM dead_letters"),
+                                 execution_profile=WRITE)
+    expired = sorted((r.tenant_id, r.day.date()) for r in rows
+                     if r.day.date() < before and (wanted is None or r.tenant_id in wanted))
+    if expired:
+        delete = store.prepare("DELETE FROM dead_letters WHERE tenant_id = ? AND day = ?")
+        execute_concurrent_with_args(store.session, delete, expired, concurrency=16, raise_on_first_error=True)
+    return Cleanup(before, expired)

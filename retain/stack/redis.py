@@ -72,7 +72,7 @@ class RedisService(Service):
         conf.write_text(
             f"bind {host}\nport {port}\ndir {data}\ndaemonize no\nlogfile \"\"\n"
             f"appendonly yes\nappendfsync {self.settings.redis_appendfsync}\n"
-            "save 900 1 300 100\nprotected-mode yes\ndatabases 16\n"
+            "save 900 1 300 100\nprotected-mode yes\ndatabases 32\n"
         )
         return Launch([ensure_redis_server(), str(conf)])
 

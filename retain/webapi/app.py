@@ -7,6 +7,7 @@ from flask import Flask
 from retain.client import RetainClient
 from retain.config import Settings
 from retain.ingest.journal import Journal
+from retain.metrics.http import instrument
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
 from retain.tenancy.registry import KeyCache, TenantRegistry
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["retain"] = Stores(settings)
     errors.register(app)
+    instrument(app, settings)  # request ids, latency metrics, access log, /metrics
     for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, profiles.bp, jobs.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

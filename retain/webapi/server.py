@@ -5,6 +5,8 @@ from __future__ import annotations
 from gunicorn.app.base import BaseApplication
 
 from retain.config import Settings
+from retain.logs import gunicorn_logger_class
+from retain.metrics.http import child_exit, prepare_server
 from retain.webapi.app import create_app
 
 
@@ -21,7 +23,10 @@ class APIServer(BaseApplication):
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("timeout", self.settings.api_timeout)
         self.cfg.set("graceful_timeout", 20)
-        self.cfg.set("accesslog", "-")
+        # retain.metrics.http logs each request (with its request id) instead of gunicorn.
+        self.cfg.set("accesslog", None)
+        self.cfg.set("logger_class", gunicorn_logger_class(self.settings))
+        self.cfg.set("child_exit", child_exit)
         self.cfg.set("loglevel", self.settings.log_level.lower())
         self.cfg.set("proc_name", "retain-api")
 
@@ -30,4 +35,5 @@ class APIServer(BaseApplication):
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
+    prepare_server(settings, host, port)  # before gunicorn forks its workers
     APIServer(settings, host, port).run()

@@ -72,7 +72,6 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         timezone="UTC",
         enable_utc=True,
-        beat_schedule_filename=str(settings.home / "celerybeat-schedule"),
         beat_schedule=beat_schedule(settings),
     )
     app.retain_settings = settings
@@ -89,3 +88,4 @@ def prefetch_for(queues: list[str], settings: Settings) -> int:
 app = create_celery(Settings.from_env())
 
 from retain.worker import signals  # noqa: E402,F401  (connects the worker signal handlers)
+from retain.metrics import worker as _observability  # noqa: E402,F401  (logs, task metrics, exporter)

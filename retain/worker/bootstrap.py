@@ -38,12 +38,17 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int | None = 
                hostname: str | None = None) -> None:
     from retain.worker.app import app
 
-    app.worker_main(worker_argv(settings, queues, concurrency, hostname))
+    # No startup banner among JSON log lines (celery's --quiet).
+    quiet = ["--quiet"] if settings.log_format == "json" else []
+    app.worker_main(quiet + worker_argv(settings, queues, concurrency, hostname))
 
 
 def run_beat(settings: Settings) -> None:
+    from retain.metrics import worker as observability
     from retain.worker.app import app
 
+    observability.process_name = "beat"
     settings.home.mkdir(parents=True, exist_ok=True)
+    # Last-run times live in Redis with the beat lock (see beatlock), not in a schedule file.
     app.start(["beat", f"--loglevel={settings.log_level}",
-               f"--schedule={settings.home / 'celerybeat-schedule'}"])
+               "--scheduler=retain.worker.beatlock:LockedScheduler"])

@@ -9,6 +9,7 @@ import redis
 from celery.signals import task_postrun, task_prerun, worker_process_init, worker_process_shutdown, worker_ready
 
 from retain.worker import resources
+from retain.worker import spot  # noqa: F401  (the spot interruption watcher, started on worker_ready)
 
 log = logging.getLogger("retain.worker")
 

@@ -1,0 +1,94 @@
+"""`retain demo --exit` end to end on the test stack, and its processes killed one at a time.
+
+The demo runs beside the session's own processes: same stack (so `stack up` finds it running and the
+demo leaves it alone), its own keyspace, Redis databases, ports and a small population, so a whole
+run takes a few minutes. Each kill must end the demo with a message naming what died, leave none of
+its processes behind, and a rerun after `retain stack up` must complete with no cleanup by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from retain.demo.processes import roles
+from retain.stack.process import ManagedProcess
+from tests.harness import ROOT, child_env, free_port, poll, run_cli
+
+SMALL = ["--users", "150", "--days", "30"]
+
+
+@pytest.fixture(scope="module")
+def demo_settings(stack, settings):
+    base = settings.redis_url.rsplit("/", 1)[0]
+    own = settings.replace(
+        cassandra_keyspace="retain_demo_test", redis_url=f"{base}/18", broker_url=f"{base}/16",
+        result_backend=f"{base}/17", api_port=free_port(), flower_port=free_port())
+    from retain.store.redis import redis_client
+
+    for url in (own.redis_url, own.broker_url, own.result_backend):
+        client = redis_client(own.replace(redis_url=url))
+        client.flushdb()
+        client.close()
+    return own
+
+
+def _leftovers(settings) -> list[str]:
+    names = [role.name for role in roles(settings)] + [f"fleet-profiles-{i}" for i in range(4)]
+    return [name for name in names if ManagedProcess.under(settings.home, name).is_running()]
+
+
+def _start_demo(settings, log_path) -> subprocess.Popen:
+    log = open(log_path, "w")
+    return subprocess.Popen([sys.executable, "-m", "retain", "demo", "--exit", "--json", *SMALL], cwd=ROOT,
+                            env=child_env(settings), stdout=subprocess.PIPE, stderr=log, text=True)
+
+
+@pytest.mark.parametrize("victim, label", [("demo-worker", "ingest worker"), ("demo-beat", "beat"),
+                                           ("demo-flower", "Flower"), ("demo-api", "API")])
+def test_a_killed_process_ends_the_demo_with_its_name(demo_settings, tmp_path, victim, label) -> None:
+    log_path = tmp_path / "demo.err"
+    demo = _start_demo(demo_settings, log_path)
+    try:
+        # Once the tenants are being created, every process has started and answered.
+        poll(lambda: demo.poll() is None and "==> creating tenants" in log_path.read_text(), 240,
+             f"the demo starting its processes (log: {log_path})")
+        pid = ManagedProcess.under(demo_settings.home, victim).pid()
+        assert pid, f"{victim} is not running"
+        os.kill(pid, signal.SIGKILL)
+        demo.wait(300)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(30)
+    err = log_path.read_text()
+    assert demo.returncode != 0, f"the demo went on after {victim} was killed:\n{err[-2000:]}"
+    assert f"the {label} ({victim})" in err, f"the error does not name {victim}:\n{err[-2000:]}"
+    assert _leftovers(demo_settings) == [], "the failed demo left processes running"
+
+
+def test_a_rerun_after_stack_up_completes(demo_settings, tmp_path) -> None:
+    run_cli(demo_settings, "stack", "up", "--dcs", "2")
+    began = time.monotonic()
+    demo = _start_demo(demo_settings, tmp_path / "demo.err")
+    try:
+        out, _ = demo.communicate(timeout=900)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    err = (tmp_path / "demo.err").read_text()
+    assert demo.returncode == 0, f"the demo failed after {time.monotonic() - began:.0f} s:\n{err[-4000:]}"
+    summary = json.loads(out)
+    for name, tenant in summary["tenants"].items():
+        assert tenant["accepted"] == tenant["events"] > 0, name
+        assert tenant["profiles"] == tenant["users"] == 150, name
+        assert tenant["model"]["version"], name
+    assert len(summary["profiles"]) == 4 and all(p["user_id"] for p in summary["profiles"].values())
+    assert summary["flower"]["password"] and summary["keys"]["demo-news"]["read"].startswith("rk_")
+    assert _leftovers(demo_settings) == [], "the demo left processes running after --exit"
