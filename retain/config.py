@@ -152,6 +152,7 @@ class Settings(BaseModel):
     profile_model_refresh_seconds: float = Field(30.0, ge=0, description="How often a profile worker checks for a newly promoted model version.")
     profile_max_events: int = Field(20000, gt=0, description="Most recent events of a user a rebuild reads.")
     profile_cache_ttl_seconds: int = Field(86400, gt=0, description="How long a profile stays in the Redis cache.")
+    profile_near_cache_entries: int = Field(20000, ge=0, description="Profiles each API process keeps in memory (least recently read dropped first; about 2 KB each), kept coherent with Redis by its client-side-caching announcements; 0 reads Redis every time.")
     profile_negative_ttl_seconds: int = Field(30, gt=0, description="How long the cache remembers that a user has no profile.")
     profile_max_age_seconds: int = Field(60, ge=0, description="Cache-Control max-age of profile responses.")
 

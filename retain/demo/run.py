@@ -162,8 +162,20 @@ class Demo:
         journal = Journal(data, self.settings)
         self.procs.wait(lambda: journal.pending() == 0, 600, "every accepted batch processed by the ingest worker",
                         "ingestion", lambda s: self.progress(f"    {journal.pending()} batches still being processed"))
-        self._task("ingest.flush_lake", "ingest", "flushing the staged events to the Parquet lake", 300)
+        from retain.lake.flush import staged_count
+
+        # One flush moves at most RETAIN_LAKE_FLUSH_EVENTS rows (and skips while another one runs):
+        # flush until nothing is staged, so training sees every event.
+        while staged_count(data, self.settings):
+            self._task("ingest.flush_lake", "ingest",
+                       f"flushing {staged_count(data, self.settings):,} staged events to the Parquet lake", 300)
         self.summary["ingest"]["stored_s"] = round(time.monotonic() - t0, 1)
+        from retain.lake import open_lake
+        from retain.lake.flush import read_events
+
+        lake = open_lake(self.settings)
+        for t in tenants:
+            self.summary["tenants"][t.name]["in_lake"] = read_events(lake, t.name).num_rows
 
     def _train(self, tenants: list[DemoTenant]) -> None:
         from retain.client import RetainClient

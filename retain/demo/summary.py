@@ -21,11 +21,11 @@ def _profile_line(name: str, p: dict[str, Any]) -> str:
 def render(s: dict[str, Any]) -> str:
     ingest, rebuild = s["ingest"], s["rebuild"]
     lines = ["", f"retain demo: done in {s['seconds']:.0f} s (stack up {s['stack_up_s']} s, keyspace {s['keyspace']})", "",
-             f"{'TENANT':10} {'KIND':9} {'USERS':>6} {'EVENTS':>8} {'ACCEPTED':>9} {'PROFILES':>8}  MODEL"]
+             f"{'TENANT':10} {'KIND':9} {'USERS':>6} {'EVENTS':>8} {'ACCEPTED':>9} {'IN LAKE':>8} {'PROFILES':>8}  MODEL"]
     for name, t in s["tenants"].items():
         m = t.get("model", {})
         lines.append(f"{name:10} {t['kind']:9} {t['users']:>6,} {t['events']:>8,} {t.get('accepted', 0):>9,} "
-                     f"{t.get('profiles', 0):>8,}  {m.get('version', '-')} {m.get('status', '')}, "
+                     f"{t.get('in_lake', 0):>8,} {t.get('profiles', 0):>8,}  {m.get('version', '-')} {m.get('status', '')}, "
                      f"P(return) AUC {_num(m.get('p_return_auc'))}, visits error {_num(m.get('visits_aggregate_error'))}")
     lines += ["",
               f"Ingestion: {ingest['events']:,} events sent in {ingest['send_s']} s ({ingest['events_per_s']:,}/s), "

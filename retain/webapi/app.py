@@ -8,6 +8,7 @@ from retain.client import RetainClient
 from retain.config import Settings
 from retain.ingest.journal import Journal
 from retain.metrics.http import instrument
+from retain.profiles.nearcache import NearCache
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
 from retain.tenancy.registry import KeyCache, TenantRegistry
@@ -44,6 +45,9 @@ class Stores:
         self.journal = Journal(self.redis, settings)
         cache = ProfileCache(self.redis, settings.redis_prefix, settings.profile_cache_ttl_seconds,
                              settings.profile_negative_ttl_seconds)
+        if settings.profile_near_cache_entries:
+            cache = NearCache(cache, settings.profile_near_cache_entries, settings.redis_url)
         self.profiles = ProfileReader(self.cassandra, cache, self.redis)
+        self.profile_cache_control = f"private, max-age={settings.profile_max_age_seconds}"
         # Connects on first use, after gunicorn's fork.
         self.jobs = RetainClient(settings.broker_url, settings.result_backend)

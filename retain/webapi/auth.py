@@ -14,7 +14,13 @@ from retain.tenancy.registry import KeyOwner
 
 
 def _from_header() -> str | None:
-    header = request.headers.get("Authorization", "")
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
+    return _key_of(header) if header else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_of(header: str) -> str | None:
+    # Clients send the same header on every request: decode each distinct one once.
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic" and value:
         try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import os
+
 from gunicorn.app.base import BaseApplication
 
 from retain.config import Settings
@@ -27,11 +30,23 @@ class APIServer(BaseApplication):
         self.cfg.set("accesslog", None)
         self.cfg.set("logger_class", gunicorn_logger_class(self.settings))
         self.cfg.set("child_exit", child_exit)
+        self.cfg.set("post_worker_init", _freeze_heap)
+        if os.path.isdir("/dev/shm"):
+            # Workers touch a heartbeat file on every loop; on a disk it can block behind
+            # writeback for tens of milliseconds (gunicorn's own advice for containers).
+            self.cfg.set("worker_tmp_dir", "/dev/shm")
         self.cfg.set("loglevel", self.settings.log_level.lower())
         self.cfg.set("proc_name", "retain-api")
 
     def load(self):
         return create_app(self.settings)
+
+
+def _freeze_heap(worker: object) -> None:
+    # The app, its drivers and their modules are built: hand them to the permanent generation so
+    # the garbage collector's full passes stop walking them (tens of milliseconds of a request's
+    # latency each time one runs otherwise).
+    gc.freeze()
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
