@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -21,16 +22,17 @@ from retain.demo.processes import roles
 from retain.stack.process import ManagedProcess
 from tests.harness import ROOT, child_env, free_port, poll, run_cli
 
-SMALL = ["--users", "150", "--days", "30"]
+SMALL = ["--users", "60", "--days", "14"]
 
 
 @pytest.fixture(scope="module")
 def demo_settings(stack, settings, tmp_path_factory):
     base = settings.redis_url.rsplit("/", 1)[0]
-    # A lake of its own: its Redis databases (and so the dedupe ledger) start empty every run.
+    # A keyspace and a lake of its own: its Redis databases (and so the dedupe ledger) start empty
+    # every run, so must everything the demo's counts are checked against.
     lake = tmp_path_factory.mktemp("demo-lake")
     own = settings.replace(
-        cassandra_keyspace="retain_demo_test", redis_url=f"{base}/18", broker_url=f"{base}/16",
+        cassandra_keyspace=f"retain_demo_{uuid.uuid4().hex[:8]}", redis_url=f"{base}/18", broker_url=f"{base}/16",
         result_backend=f"{base}/17", api_port=free_port(), flower_port=free_port(), lake_url=f"file://{lake}")
     from retain.store.redis import redis_client
 
@@ -89,7 +91,7 @@ def test_a_rerun_after_stack_up_completes(demo_settings, tmp_path) -> None:
     summary = json.loads(out)
     for name, tenant in summary["tenants"].items():
         assert tenant["accepted"] == tenant["events"] == tenant["in_lake"] > 0, name
-        assert tenant["profiles"] == tenant["users"] == 150, name
+        assert tenant["profiles"] == tenant["users"] == 60, name
         assert tenant["model"]["version"], name
     assert len(summary["profiles"]) == 4 and all(p["user_id"] for p in summary["profiles"].values())
     assert summary["flower"]["password"] and summary["keys"]["demo-news"]["read"].startswith("rk_")

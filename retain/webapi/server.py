@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 
 from gunicorn.app.base import BaseApplication
 
 from retain.config import Settings
+from retain.errors import StackError
 from retain.logs import gunicorn_logger_class
 from retain.metrics.http import child_exit, prepare_server
 from retain.webapi.app import create_app
@@ -23,6 +25,7 @@ class APIServer(BaseApplication):
         self.cfg.set("bind", self.bind)
         self.cfg.set("workers", self.settings.api_workers)
         self.cfg.set("threads", self.settings.api_threads)
+        self.cfg.set("reuse_port", self.settings.api_reuse_port)
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("timeout", self.settings.api_timeout)
         self.cfg.set("graceful_timeout", 20)
@@ -49,6 +52,19 @@ def _freeze_heap(worker: object) -> None:
     gc.freeze()
 
 
+def _ensure_free(host: str, port: int) -> None:
+    # With SO_REUSEPORT a second server on the same port would silently share it: refuse instead.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # SO_REUSEADDR: connections of a server that just stopped (TIME_WAIT) do not count; a
+        # listening socket still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StackError(f"the API cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
+    _ensure_free(host, port)
     prepare_server(settings, host, port)  # before gunicorn forks its workers
     APIServer(settings, host, port).run()
