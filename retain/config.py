@@ -180,7 +180,7 @@ class Settings(BaseModel):
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds.")
     api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API.")
     api_threads: int = Field(4, ge=1, description="Threads per API worker process (gthread).")
-    api_reuse_port: bool = Field(True, description="Give each API worker process its own listening socket (SO_REUSEPORT), so the kernel spreads connections evenly over them; off, the workers share one socket and a few keep-alive clients can all land on one worker.")
+    api_reuse_port: bool = Field(True, description="Give each API worker process its own listening socket (SO_REUSEPORT), so the kernel spreads new connections over them by hash; off, the workers share one socket and whichever accepts first takes the connection.")
     api_timeout: int = Field(30, gt=0, description="Seconds before gunicorn restarts a stuck API worker.")
     api_metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics on the API's port, without a key (no tenant data; block the path at a public load balancer).")
 
