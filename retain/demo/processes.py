@@ -54,11 +54,15 @@ def _bindable(port: int) -> bool:
     return True
 
 
+def fleet_size(settings: Settings) -> int:
+    """The most profile workers the autoscaler may start (each needs its own exporter port)."""
+    return settings.autoscaler_max_workers.get("profiles", 8)
+
+
 def metrics_ports(settings: Settings) -> dict[str, int]:
     """Exporter ports: from the settings when set, else free ones (each worker process needs its own)."""
-    fleet_size = settings.autoscaler_max_workers.get("profiles", 8)
     return {"demo-worker": _free_port(), "demo-trainer": _free_port(),
-            "fleet": settings.worker_metrics_port or _free_port(fleet_size),
+            "fleet": settings.worker_metrics_port or _free_port(fleet_size(settings)),
             "demo-autoscaler": settings.autoscaler_metrics_port or _free_port()}
 
 
@@ -102,11 +106,9 @@ class DemoProcesses:
         urls = {self.roles[name].label: f"http://{host}:{port}/metrics" for name, port in self.ports.items()
                 if name in self.roles}
         base = self.ports["fleet"]
-        urls["profile workers"] = f"http://{host}:{base}/metrics .. :{base + self.fleet_size() - 1} (one per worker)"
+        last = base + fleet_size(self.settings) - 1
+        urls["profile workers"] = f"http://{host}:{base}/metrics .. :{last} (one per worker)"
         return urls
-
-    def fleet_size(self) -> int:
-        return self.settings.autoscaler_max_workers.get("profiles", 8)
 
     def proc(self, name: str) -> ManagedProcess:
         return ManagedProcess.under(self.settings.home, name)

@@ -166,9 +166,8 @@ class Demo:
 
         # One flush moves at most RETAIN_LAKE_FLUSH_EVENTS rows (and skips while another one runs):
         # flush until nothing is staged, so training sees every event.
-        while staged_count(data, self.settings):
-            self._task("ingest.flush_lake", "ingest",
-                       f"flushing {staged_count(data, self.settings):,} staged events to the Parquet lake", 300)
+        while staged := staged_count(data, self.settings):
+            self._task("ingest.flush_lake", "ingest", f"flushing {staged:,} staged events to the Parquet lake", 300)
         self.summary["ingest"]["stored_s"] = round(time.monotonic() - t0, 1)
         from retain.lake import open_lake
         from retain.lake.flush import read_events
@@ -211,14 +210,16 @@ class Demo:
             client.close()
         dirty, fleet = DirtyUsers(self._data(), self.settings.redis_prefix), self.procs.fleet()
         sizes: list[int] = []
+        pending = [0]
 
-        def left() -> int:
+        def done() -> bool:
             sizes.append(fleet.current())
-            return sum(sum(dirty.pending(t.name).values()) for t in tenants)
+            pending[0] = sum(sum(dirty.pending(t.name).values()) for t in tenants)
+            return pending[0] == 0
 
-        self.procs.wait(lambda: left() == 0, 900, "every profile rebuilt", "profile rebuilds",
-                        lambda s: self.progress(f"    {left():,} users still to rebuild, "
-                                                f"{fleet.current()} profile worker(s) running ({s:.0f} s)"), every=5)
+        self.procs.wait(done, 900, "every profile rebuilt", "profile rebuilds",
+                        lambda s: self.progress(f"    {pending[0]:,} users still to rebuild, "
+                                                f"{sizes[-1]} profile worker(s) running ({s:.0f} s)"), every=5)
         self.summary["rebuild"] = {"seconds": round(time.monotonic() - t0, 1), "peak_workers": max(sizes, default=0),
                                    "max_workers": self.settings.autoscaler_max_workers.get("profiles")}
 
@@ -238,7 +239,10 @@ class Demo:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     def _data(self) -> redis.Redis:
-        return redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        # One client for the whole run: the waits poll it several times a second.
+        if getattr(self, "_data_client", None) is None:
+            self._data_client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        return self._data_client
 
     def _autoscaler_status(self) -> bool:
         return bool(self._data().exists(f"{self.settings.redis_prefix}autoscaler:status:profiles"))
