@@ -178,10 +178,12 @@ class Settings(BaseModel):
     # --- API ---------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API binds.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds.")
-    api_workers: int = Field(2, ge=1, description="gunicorn worker processes of the API.")
-    api_threads: int = Field(4, ge=1, description="Threads per API worker process (gthread).")
+    api_workers: int = Field(0, ge=0, description="gunicorn worker processes of the API; 0: two per CPU core. A process serves its connections with at most one core (Python's GIL) and keeps each keep-alive connection for good: more processes than cores let the kernel spread the load of unevenly shared connections.")
+    api_threads: int = Field(2, ge=1, description="Threads per API worker process (gthread): lets a request waiting on Cassandra overlap another one.")
     api_reuse_port: bool = Field(True, description="Give each API worker process its own listening socket (SO_REUSEPORT), so the kernel spreads new connections over them by hash; off, the workers share one socket and whichever accepts first takes the connection.")
     api_timeout: int = Field(30, gt=0, description="Seconds before gunicorn restarts a stuck API worker.")
+    api_log_reads: bool = Field(False, description="Write an access-log line for every successful read (GET, HEAD). Off, a read is logged only when it fails (401, 403, 429, 5xx) or is slow; writes are always logged, and /metrics counts every request.")
+    api_slow_request_ms: float = Field(250.0, gt=0, description="A request that takes longer than this is written to the access log, whatever its method and status.")
     api_metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics on the API's port, without a key (no tenant data; block the path at a public load balancer).")
 
     # --- Flower ------------------------------------------------------------------------------
@@ -200,6 +202,10 @@ class Settings(BaseModel):
     metrics_host: str = Field("127.0.0.1", description="Address the worker and autoscaler metrics exporters bind (0.0.0.0 lets a Prometheus elsewhere scrape them).")
     worker_metrics_port: int = Field(0, ge=0, le=65535, description="Port of a worker's Prometheus exporter (/metrics); 0 is off. Each worker process on a machine needs its own.")
     autoscaler_metrics_port: int = Field(0, ge=0, le=65535, description="Port of the autoscaler's Prometheus exporter (`retain autoscaler run`); 0 is off.")
+
+    def api_processes(self) -> int:
+        """The API's worker processes (``api_workers``, 0 resolved on this machine)."""
+        return self.api_workers or 2 * (os.cpu_count() or 1)
 
     @field_validator("stack_cassandra_addresses", "cassandra_hosts", mode="before")
     @classmethod

@@ -99,6 +99,10 @@ def test_request_id_travels_from_api_to_worker(api, worker, tenant, settings) ->
                         auth=(tenant["write"], ""), headers={"X-Request-Id": rid}, timeout=30)
     assert job.status_code == 202, job.text
     job_id = job.json()["id"]
+    # Reads are logged when refused or slow, not when they succeed (RETAIN_API_LOG_READS=false).
+    assert requests.get(f"{api}/healthz", headers={"X-Request-Id": rid}, timeout=30).status_code == 200
+    assert requests.get(f"{api}/v1/profiles/u-logs", auth=("not-a-key", ""), headers={"X-Request-Id": rid},
+                        timeout=30).status_code == 401
 
     def worker_lines(task: str) -> list[dict]:
         return [line for line in json_lines(worker.log_file)
@@ -112,4 +116,5 @@ def test_request_id_travels_from_api_to_worker(api, worker, tenant, settings) ->
 
     api_log = retain_process(settings, "test-api").log_file
     access = [line for line in json_lines(api_log) if line.get("request_id") == rid and line["logger"] == "retain.access"]
-    assert sorted((line["route"], line["status"]) for line in access) == [("/v1/batch", 200), ("/v1/jobs", 202)]
+    assert sorted((line["route"], line["status"]) for line in access) == [
+        ("/v1/batch", 200), ("/v1/jobs", 202), ("/v1/profiles/<user_id>", 401)]

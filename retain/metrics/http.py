@@ -1,7 +1,13 @@
 """The API's metrics, request ids and access log: one WSGI middleware around the Flask app.
 
-Per request it costs a few microseconds (the profile lookup it wraps costs a Redis round trip):
-a request id, one histogram observation, an in-flight gauge up and down, one access-log line.
+Per request it costs a few microseconds: a request id, one histogram observation, an in-flight
+gauge up and down, and for some requests an access-log line:
+
+- every write (any method but GET and HEAD: batches, jobs) and every read that failed (401, 403, 429,
+  5xx) or took longer than ``RETAIN_API_SLOW_REQUEST_MS``; every successful read too with
+  ``RETAIN_API_LOG_READS=true``. At thousands of lookups a second a line each would cost about a
+  sixth of the API's CPU, and a slow disk or log pipe would block the requests writing to it: the
+  latency histogram counts every read instead.
 
 - ``retain_http_request_duration_seconds{route,method,status}``: the route is Flask's rule
   (``/v1/profiles/<user_id>``), never the raw path, so the series stay few whatever clients send;
@@ -32,6 +38,8 @@ from retain.metrics.registry import REGISTRY, enable_multiprocess, exposition, p
 
 UNMATCHED = "(unmatched)"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_READS = frozenset({"GET", "HEAD"})
+_NOTABLE_READ_STATUS = frozenset({"401", "403", "429"})  # refused clients: worth a line; 404s are not
 _ROUTE_KEY = "retain.route"
 # From a cached profile (about a millisecond) to a slow batch import.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -58,9 +66,13 @@ def _note_route() -> None:
 class ObservedApp:
     """Wraps a WSGI app: request id, latency histogram, in-flight gauge, access log, /metrics."""
 
-    def __init__(self, app: Callable, expose: bool) -> None:
-        self.app, self.expose = app, expose
+    def __init__(self, app: Callable, expose: bool, log_reads: bool, slow_seconds: float) -> None:
+        self.app, self.expose, self.log_reads, self.slow_seconds = app, expose, log_reads, slow_seconds
         self.duration, self.in_flight = _metrics()
+
+    def _logged(self, method: str, status: str, elapsed: float) -> bool:
+        return (self.log_reads or method not in _READS or elapsed > self.slow_seconds or status[0] == "5"
+                or status in _NOTABLE_READ_STATUS)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if self.expose and environ.get("PATH_INFO") == "/metrics":
@@ -85,7 +97,7 @@ class ObservedApp:
             method = method if method in _METHODS else "OTHER"
             route = environ.get(_ROUTE_KEY, UNMATCHED)
             self.duration.labels(route, method, status[0]).observe(elapsed)
-            if access_log.isEnabledFor(logging.INFO):
+            if self._logged(method, status[0], elapsed) and access_log.isEnabledFor(logging.INFO):
                 path = environ.get("PATH_INFO", "")
                 access_log.info("%s %s %s %.1fms", method, path, status[0], elapsed * 1000,
                                 extra={"method": method, "path": path, "route": route, "status": int(status[0]),
@@ -107,7 +119,8 @@ def _serve_metrics(environ: dict, start_response: Callable) -> list[bytes]:
 def instrument(app: Flask, settings: Settings) -> None:
     """Wrap ``app`` (create_app calls this once per process, before it serves)."""
     app.before_request_funcs.setdefault(None, []).insert(0, _note_route)
-    app.wsgi_app = ObservedApp(app.wsgi_app, settings.api_metrics)  # type: ignore[method-assign]
+    app.wsgi_app = ObservedApp(app.wsgi_app, settings.api_metrics,  # type: ignore[method-assign]
+                               settings.api_log_reads, settings.api_slow_request_ms / 1000)
 
 
 def prepare_server(settings: Settings, host: str, port: int) -> None:

@@ -67,14 +67,50 @@ class ProfileCache:
 
     def put_encoded(self, tenant: str, entries: Sequence[tuple[str, int, str]]) -> int:
         """:meth:`put` of (user id, version, profile JSON) entries of one tenant."""
+        keys, args = self._put_args(tenant, entries)
+        return int(self._put(keys=keys, args=args)) if keys else 0
+
+    def _put_args(self, tenant: str, entries: Sequence[tuple[str, int, str]]) -> tuple[list[str], list]:
         keys, args = [], [self.ttl]
         for user_id, version, body in entries:
             keys.append(self.key(tenant, user_id))
             args += [version, body]
-        return int(self._put(keys=keys, args=args)) if keys else 0
+        return keys, args
 
     def remember_missing(self, tenant: str, user_id: str) -> None:
         self._miss(keys=[self.key(tenant, user_id)], args=[self.negative_ttl])
+
+    # -- filling misses: one reader per user (see retain.profiles.reader) ---------------------------
+    def _lock_key(self, tenant: str, user_id: str) -> str:
+        return f"{self.key(tenant, user_id)}:filling"
+
+    def lock_and_get(self, tenant: str, user_ids: list[str], lock_ms: int) -> list[tuple[bool, Cached | None]]:
+        """Take each user's fill lock (unless another reader holds it) and read the entry again, in
+        one round trip: whether the lock was taken, and what is cached now."""
+        pipe = self.client.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.set(self._lock_key(tenant, user_id), "1", nx=True, px=lock_ms)
+            pipe.hmget(self.key(tenant, user_id), "v", "b")
+        answers = pipe.execute()
+        return [(bool(locked), None if version is None else Cached(int(version), body or None))
+                for locked, (version, body) in zip(answers[::2], answers[1::2])]
+
+    def fill(self, tenant: str, entries: Sequence[tuple[str, int, str]], absent: Sequence[str],
+             locked: Sequence[str]) -> None:
+        """Cache what a reader found (entries as in :meth:`put_encoded`) and that ``absent`` users
+        have no profile, and release the ``locked`` users' fill locks, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        if entries:
+            keys, args = self._put_args(tenant, entries)
+            self._put(keys=keys, args=args, client=pipe)
+        for user_id in absent:
+            self._miss(keys=[self.key(tenant, user_id)], args=[self.negative_ttl], client=pipe)
+        self.unlock(tenant, locked, pipe)
+        pipe.execute()
+
+    def unlock(self, tenant: str, user_ids: Sequence[str], client: Any = None) -> None:
+        if user_ids:
+            (client or self.client).delete(*(self._lock_key(tenant, u) for u in user_ids))
 
     def get(self, tenant: str, user_id: str) -> Cached | None:
         """One user's entry (a single command: cheaper than a pipeline of one)."""

@@ -69,6 +69,16 @@ class NearCache:
     def remember_missing(self, tenant: str, user_id: str) -> None:
         self.inner.remember_missing(tenant, user_id)
 
+    # Filling misses goes to Redis: what memory holds is only ever a copy of what Redis held.
+    def lock_and_get(self, tenant: str, user_ids: list[str], lock_ms: int) -> list[tuple[bool, Cached | None]]:
+        return self.inner.lock_and_get(tenant, user_ids, lock_ms)
+
+    def fill(self, tenant: str, entries, absent, locked) -> None:
+        self.inner.fill(tenant, entries, absent, locked)
+
+    def unlock(self, tenant: str, user_ids) -> None:
+        self.inner.unlock(tenant, user_ids)
+
     def get(self, tenant: str, user_id: str) -> Cached | None:
         return self.get_many(tenant, [user_id])[0]
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from cassandra.concurrent import execute_concurrent_with_args
 
 from retain.profiles.cache import Cached, ProfileCache
 from retain.store.cassandra import READ, CassandraStore
@@ -52,33 +51,25 @@ class ProfileReader:
         return statement
 
     def _from_store(self, tenant: str, user_ids: list[str]) -> dict[str, tuple[int, str] | None]:
-        results = execute_concurrent_with_args(self.store.session, self._statement(),
-                                               [(tenant, u) for u in user_ids], concurrency=32,
-                                               raise_on_first_error=True, execution_profile=READ)
+        statement = self._statement()
+        reads = [self.store.session.execute_async(statement, (tenant, u), execution_profile=READ) for u in user_ids]
         found: dict[str, tuple[int, str] | None] = {}
-        for user_id, result in zip(user_ids, results):
-            row = result.result_or_exc.one()
+        for user_id, future in zip(user_ids, reads):
+            row = future.result().one()
             found[user_id] = (row.version, row.body) if row is not None else None
         return found
 
-    def _fill(self, tenant: str, user_ids: list[str]) -> dict[str, Found]:
-        """Read ``user_ids`` from Cassandra and cache what was found (or that nothing was)."""
-        rows = self._from_store(tenant, user_ids)
-        self.cache.put_encoded(tenant, [(u, row[0], row[1]) for u, row in rows.items() if row is not None])
-        for user_id, row in rows.items():
-            if row is None:
-                self.cache.remember_missing(tenant, user_id)
+    def _fill(self, tenant: str, user_ids: list[str], locked: list[str]) -> dict[str, Found]:
+        """Read ``user_ids`` from Cassandra, cache what was found (or that nothing was) and release
+        the ``locked`` users' fill locks."""
+        try:
+            rows = self._from_store(tenant, user_ids)
+        except Exception:
+            self.cache.unlock(tenant, locked)  # they would expire anyway; the next reader need not wait
+            raise
+        self.cache.fill(tenant, [(u, row[0], row[1]) for u, row in rows.items() if row is not None],
+                        [u for u, row in rows.items() if row is None], locked)
         return {u: Found(row[1], row[0], "store") if row else Found(None, 0, "store") for u, row in rows.items()}
-
-    def _locks(self, tenant: str, user_ids: list[str]) -> list[bool]:
-        pipe = self.client.pipeline(transaction=False)
-        for user_id in user_ids:
-            pipe.set(f"{self.cache.key(tenant, user_id)}:filling", "1", nx=True, px=LOCK_MS)
-        return [bool(ok) for ok in pipe.execute()]
-
-    def _unlock(self, tenant: str, user_ids: list[str]) -> None:
-        if user_ids:
-            self.client.delete(*(f"{self.cache.key(tenant, u)}:filling" for u in user_ids))
 
     @staticmethod
     def _decode(entry: Cached) -> Found:
@@ -95,18 +86,19 @@ class ProfileReader:
                 found[user_id] = self._decode(entry)
         if not missing:
             return found
-        mine = [u for u, ok in zip(missing, self._locks(tenant, missing)) if ok]
-        try:
-            if mine:
-                # Another reader may have filled the entry between our miss and our lock.
-                for user_id, entry in zip(mine, self.cache.get_many(tenant, mine)):
-                    if entry is not None:
-                        found[user_id] = self._decode(entry)
-                to_read = [u for u in mine if u not in found]
-                if to_read:
-                    found.update(self._fill(tenant, to_read))
-        finally:
-            self._unlock(tenant, mine)
+        # Another reader may have filled an entry between our miss and our lock: read it again
+        # in the lock's round trip.
+        mine = []
+        for user_id, (locked, entry) in zip(missing, self.cache.lock_and_get(tenant, missing, LOCK_MS)):
+            if locked:
+                mine.append(user_id)
+            if entry is not None:
+                found[user_id] = self._decode(entry)
+        to_read = [u for u in mine if u not in found]
+        if to_read:
+            found.update(self._fill(tenant, to_read, mine))
+        else:
+            self.cache.unlock(tenant, mine)
         waiting = [u for u in missing if u not in found]
         deadline = self.clock() + LOCK_MS / 1000
         while waiting and self.clock() < deadline:
@@ -116,7 +108,7 @@ class ProfileReader:
                     found[user_id] = self._decode(entry)
                     waiting.remove(user_id)
         if waiting:
-            found.update(self._fill(tenant, waiting))
+            found.update(self._fill(tenant, waiting, []))
         return found
 
     def get(self, tenant: str, user_id: str) -> Found:

@@ -28,7 +28,7 @@ from retain.store.cassandra import WRITE, CassandraStore
 from retain.store.profiles import ProfileStore, encode
 from retain.tenancy.config import TenantConfig, classify
 
-_EVENTS = "SELECT payload FROM events_by_user WHERE tenant_id = ? AND user_id = ? LIMIT ?"
+_EVENTS = "SELECT user_id, payload FROM events_by_user WHERE tenant_id = ? AND user_id IN ? PER PARTITION LIMIT ?"
 _decode = msgspec.json.Decoder(Event).decode
 # Users read, scored and written together within a batch (see Rebuilder.rebuild).
 CHUNK = 50
@@ -100,9 +100,18 @@ class Rebuilder:
         self.models = ModelCache(ModelStore(settings), settings.profile_model_refresh_seconds)
 
     def _start_reads(self, tenant: str, users: list[str]) -> list:
-        statement = self.store.prepare(_EVENTS)
-        return [self.store.session.execute_async(statement, (tenant, user, self.settings.profile_max_events),
-                                                 execution_profile=WRITE) for user in users]
+        """Reads of the users' events, one request per group of users on the same replicas."""
+        reads = self.store.by_replica(self.store.prepare(_EVENTS), (tenant,), users, self.settings.profile_max_events)
+        return [self.store.session.execute_async(bound, execution_profile=WRITE) for bound in reads]
+
+    @staticmethod
+    def _payloads(reading: list, users: list[str]) -> list[list[str]]:
+        """Each user's stored events, in the order of ``users``, from the reads' results (all pages)."""
+        by_user: dict[str, list[str]] = {user: [] for user in users}
+        for future in reading:
+            for row in future.result():
+                by_user[row.user_id].append(row.payload)
+        return [by_user[user] for user in users]
 
     def rebuild(self, tenant: str, users: list[str]) -> RebuildResult:
         """Rebuild ``users`` in chunks, reading the next chunk's events and writing the last chunk's
@@ -121,11 +130,11 @@ class Rebuilder:
         bodies: list[str] = []
         writing: list = []
         for k, chunk in enumerate(chunks):
-            events = [list(future.result()) for future in reading]
+            events = self._payloads(reading, chunk)
             if k + 1 < len(chunks):
                 reading = self._start_reads(tenant, chunks[k + 1])
-            activities = [activity(user, event_columns([r.payload for r in rows], config), as_of_ms, snapshot_us)
-                          for user, rows in zip(chunk, events)]
+            activities = [activity(user, event_columns(payloads, config), as_of_ms, snapshot_us)
+                          for user, payloads in zip(chunk, events)]
             scored = score(model, activities, now)
             encoded = [encode(p) for p in scored]  # once, for Cassandra and the cache
             writing += self.profiles.start_writes(scored, encoded)

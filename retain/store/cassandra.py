@@ -8,6 +8,7 @@ region whose datacenter is down fails its health check instead of quietly readin
 from __future__ import annotations
 
 import re
+import struct
 import threading
 from typing import Any, Sequence
 
@@ -16,7 +17,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.protocol import ErrorMessage
 from cassandra.policies import (ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy,
                                 ExponentialReconnectionPolicy, TokenAwarePolicy)
-from cassandra.query import PreparedStatement
+from cassandra.query import BoundStatement, PreparedStatement
 
 from retain.config import Settings
 from retain.errors import StoreUnavailable
@@ -73,6 +74,22 @@ def qualify(cql: str, keyspace: str) -> str:
     return _TABLE.sub(lambda m: f"{m.group(1)} {keyspace}.{m.group(2)}", cql)
 
 
+def _component(text: str) -> bytes:
+    """One text column of a composite partition key, serialized as Cassandra hashes it."""
+    raw = text.encode()
+    return struct.pack(">H", len(raw)) + raw + b"\x00"
+
+
+class _Routed(BoundStatement):
+    """A bound statement routed by a key given to it: the driver derives none for a statement whose
+    partition key is not bound by equality (an IN), and its token-aware policy would then send it
+    to any node."""
+
+    @property
+    def routing_key(self) -> bytes | None:
+        return self._routing_key
+
+
 class CassandraStore:
     """A lazily connected session with a cache of prepared statements.
 
@@ -114,6 +131,27 @@ class CassandraStore:
             statement = self.session.prepare(qualify(cql, self.keyspace))
             self._prepared[cql] = statement
         return statement
+
+    def by_replica(self, statement: PreparedStatement, key_prefix: Sequence[str], keys: Sequence[str],
+                   *params: Any) -> list[BoundStatement]:
+        """``statement`` (``... WHERE <prefix columns> = ? AND <last key column> IN ? ...``) bound once
+        per group of ``keys`` whose partitions live on the same replicas, and routed to them.
+
+        One request per group instead of one per partition: a request costs the driver and the
+        node ~0.1 ms of CPU each, whatever it reads. Grouping by replica set keeps the read on nodes
+        that hold the data (an IN over unrelated partitions would make the coordinator fetch them
+        from other nodes); in a large cluster groups shrink towards one key each, never worse than
+        reading them one by one.
+        """
+        metadata = self.session.cluster.metadata
+        prefix = b"".join(_component(part) for part in key_prefix)
+        groups: dict[tuple, tuple[bytes, list[str]]] = {}
+        for key in keys:
+            routing = prefix + _component(key) if key_prefix else key.encode()  # one column: not composite
+            replicas = tuple(host.host_id for host in metadata.get_replicas(self.keyspace, routing))
+            groups.setdefault(replicas, (routing, []))[1].append(key)
+        return [_Routed(statement, routing_key=routing).bind((*key_prefix, members, *params))
+                for routing, members in groups.values()]
 
     def write(self, cql: str, params: Sequence[Any] = ()) -> Any:
         return self.session.execute(self.prepare(cql), params, execution_profile=WRITE)

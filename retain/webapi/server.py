@@ -23,7 +23,7 @@ class APIServer(BaseApplication):
 
     def load_config(self) -> None:
         self.cfg.set("bind", self.bind)
-        self.cfg.set("workers", self.settings.api_workers)
+        self.cfg.set("workers", self.settings.api_processes())
         self.cfg.set("threads", self.settings.api_threads)
         self.cfg.set("reuse_port", self.settings.api_reuse_port)
         self.cfg.set("worker_class", "gthread")
