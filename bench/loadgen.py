@@ -51,6 +51,7 @@ class _Conn:
     def __init__(self, port: int, reqs: list[bytes]) -> None:
         self.port, self.reqs, self.sent = port, reqs, 0
         self.due: float | None = None  # when the request in flight was due; None: idle
+        self.finished = False
         self.buf = bytearray()
         self.connect()
 
@@ -99,19 +100,27 @@ def _drive(port: int, reqs: list[bytes], conns: int, seconds: float, rate: float
 
     def next_due(i: int, conn: _Conn, now: float) -> float | None:
         if once:
-            return now if conn.sent < len(conn.reqs) else None
+            return max(now, start) if conn.sent < len(conn.reqs) else None
         due = start + (conn.sent * conns + i) / rate if rate else max(now, start)
         return due if due < end else None
     while True:
         now = time.perf_counter()
         wake, idle = None, False
         for i, conn in enumerate(pool):
-            if conn.due is None and (due := next_due(i, conn, now)) is not None:
-                idle = True
-                if due <= now:
-                    conn.send(due)
-                else:
-                    wake = due if wake is None else min(wake, due)
+            if conn.due is not None or conn.finished:
+                continue
+            if (due := next_due(i, conn, now)) is None:
+                # Nothing left to send: close it, or the server's keep-alive timeout would close
+                # it and look like a dropped request.
+                sel.unregister(conn.sock)
+                conn.sock.close()
+                conn.finished = True
+                continue
+            idle = True
+            if due <= now:
+                conn.send(due)
+            else:
+                wake = due if wake is None else min(wake, due)
         busy = any(c.due is not None for c in pool)
         if not busy and not idle:
             break
@@ -134,10 +143,10 @@ def _drive(port: int, reqs: list[bytes], conns: int, seconds: float, rate: float
                 lat.append(int((heard - conn.due) * 1e6))
                 answers.update(done)
                 conn.due = None
-    finished = time.perf_counter()
+    stopped = time.perf_counter()
     for conn in pool:
         conn.sock.close()
-    elapsed = finished - start
+    elapsed = stopped - start
     return {"requests": len(lat), "seconds": round(elapsed, 2), "rps": round(len(lat) / elapsed),
             **latency(lat), "answers": dict(answers)}
 
