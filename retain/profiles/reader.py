@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from retain.profiles.cache import Cached, ProfileCache
 from retain.store.cassandra import READ, CassandraStore
 
@@ -40,9 +38,9 @@ class Found:
 
 
 class ProfileReader:
-    def __init__(self, store: CassandraStore, cache: ProfileCache, client: redis.Redis,
+    def __init__(self, store: CassandraStore, cache: ProfileCache,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.store, self.cache, self.client, self.clock = store, cache, client, clock
+        self.store, self.cache, self.clock = store, cache, clock
 
     def _statement(self):
         statement = self.store.prepare(_SELECT)  # prepared once per process, then cached

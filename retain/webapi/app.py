@@ -47,7 +47,7 @@ class Stores:
                              settings.profile_negative_ttl_seconds)
         if settings.profile_near_cache_entries:
             cache = NearCache(cache, settings.profile_near_cache_entries, settings.redis_url)
-        self.profiles = ProfileReader(self.cassandra, cache, self.redis)
+        self.profiles = ProfileReader(self.cassandra, cache)
         self.profile_cache_control = f"private, max-age={settings.profile_max_age_seconds}"
         # Connects on first use, after gunicorn's fork.
         self.jobs = RetainClient(settings.broker_url, settings.result_backend)
