@@ -53,6 +53,8 @@ class Demo:
     settings: Settings
     progress: Callable[[str], None] = print
     summary: dict[str, Any] = field(default_factory=dict)
+    # One Redis client for the whole run: the waits poll it several times a second.
+    _data_client: redis.Redis | None = field(default=None, init=False, repr=False)
 
     def _step(self, message: str) -> float:
         self.progress(f"==> {message}")
@@ -210,15 +212,16 @@ class Demo:
             client.close()
         dirty, fleet = DirtyUsers(self._data(), self.settings.redis_prefix), self.procs.fleet()
         sizes: list[int] = []
-        pending = [0]
+        pending = 0
 
         def done() -> bool:
+            nonlocal pending
             sizes.append(fleet.current())
-            pending[0] = sum(sum(dirty.pending(t.name).values()) for t in tenants)
-            return pending[0] == 0
+            pending = sum(sum(dirty.pending(t.name).values()) for t in tenants)
+            return pending == 0
 
         self.procs.wait(done, 900, "every profile rebuilt", "profile rebuilds",
-                        lambda s: self.progress(f"    {pending[0]:,} users still to rebuild, "
+                        lambda s: self.progress(f"    {pending:,} users still to rebuild, "
                                                 f"{sizes[-1]} profile worker(s) running ({s:.0f} s)"), every=5)
         self.summary["rebuild"] = {"seconds": round(time.monotonic() - t0, 1), "peak_workers": max(sizes, default=0),
                                    "max_workers": self.settings.autoscaler_max_workers.get("profiles")}
@@ -239,8 +242,7 @@ class Demo:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
     def _data(self) -> redis.Redis:
-        # One client for the whole run: the waits poll it several times a second.
-        if getattr(self, "_data_client", None) is None:
+        if self._data_client is None:
             self._data_client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
         return self._data_client
 
