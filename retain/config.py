@@ -144,9 +144,9 @@ class Settings(BaseModel):
     model_store_url: str = Field("", description="Where model versions live: file:///path or s3://bucket/prefix; empty is RETAIN_HOME/models.")
 
     # --- profiles ----------------------------------------------------------------------------
-    profile_debounce_seconds: float = Field(5.0, ge=0, description="A dirty user is rebuilt once their last activity is this old (a burst of events costs one rebuild).")
-    profile_max_delay_seconds: float = Field(60.0, gt=0, description="A user active without pause is rebuilt at least this often.")
-    profile_sweep_seconds: float = Field(2.0, gt=0, description="How often beat sweeps the dirty users into rebuild tasks.")
+    profile_debounce_seconds: float = Field(1.0, ge=0, description="A dirty user is rebuilt once their last activity is this old (a burst of events costs one rebuild).")
+    profile_max_delay_seconds: float = Field(15.0, gt=0, description="A user active without pause is rebuilt at least this often.")
+    profile_sweep_seconds: float = Field(1.0, gt=0, description="How often beat sweeps the dirty users into rebuild tasks.")
     profile_batch_size: int = Field(200, ge=1, le=5000, description="Users per profiles.rebuild task.")
     profile_claim_seconds: int = Field(900, gt=0, description="A user claimed for a rebuild that no task finished within this time is dirty again (covers a sweep that died before enqueueing).")
     profile_model_refresh_seconds: float = Field(30.0, ge=0, description="How often a profile worker checks for a newly promoted model version.")

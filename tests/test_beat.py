@@ -68,7 +68,7 @@ def test_two_beats_send_every_run_once(beats, beat_settings, broker):
     lock = holder(broker, beat_settings)
     sent = poll(lambda: (f := firings(broker, "ingest", "lake-flush")) and len(f) >= 6 and f, 60,
                 "six lake flushes are sent")
-    sweeps = firings(broker, "profiles", "profiles-sweep")
+    sweeps = firings(broker, "ingest", "profiles-sweep")
 
     for name, fired in (("lake-flush", sent), ("profiles-sweep", sweeps)):
         runs = [h["beat_run"] for h in fired]
@@ -85,7 +85,7 @@ def test_schedule_show_lists_every_entry_and_the_running_beat(beats, beat_settin
     assert {name: (row["task"], row["queue"], row["when"]) for name, row in rows.items()} == {
         "lake-flush": ("ingest.flush_lake", "ingest", "every 1 s"),
         "ingest-redeliver": ("ingest.redeliver", "ingest", "every 60 s"),
-        "profiles-sweep": ("profiles.sweep", "profiles", "every 2 s"),
+        "profiles-sweep": ("ingest.sweep_dirty", "ingest", "every 1 s"),
         "train-nightly": ("train.nightly", "train", "daily at 02:00 UTC"),
         "repair-daily": ("maintenance.repair", "maintenance", "daily at 03:00 UTC"),
         "deadletters-cleanup": ("maintenance.cleanup_deadletters", "maintenance", "daily at 04:30 UTC"),

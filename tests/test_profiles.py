@@ -112,7 +112,7 @@ def test_rebuilds_run_on_a_real_worker_after_activity(api, worker, tenant, schem
     store = ProfileStore(schema)
 
     def rebuilt():
-        app.send_task("profiles.sweep", queue="profiles").get(timeout=30)
+        app.send_task("ingest.sweep_dirty", queue="ingest").get(timeout=30)
         return store.get(tenant["id"], user)
 
     profile = poll(rebuilt, 90, "the sweep claims the user after the debounce and a worker rebuilds the profile",

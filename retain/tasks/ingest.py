@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from retain.worker import resources
 from retain.worker.app import app
 
@@ -15,6 +17,19 @@ def batch(payload: dict) -> dict:
     result = ingestor.process(payload)
     resources.request_lake_flush_if_due(ingestor)
     return result.to_dict()
+
+
+@app.task(name="ingest.sweep_dirty")
+def sweep_dirty() -> dict:
+    """Claim every tenant's users due for a profile rebuild and queue them in batches on `profiles`
+    (beat runs this). An ingest task because ingest workers always run: a profile fleet scaled to
+    zero then starts on the rebuilds waiting for it."""
+    from retain.profiles.dirty import sweep
+
+    def send(tenant: str, users: list[str], claimed_ms: int) -> None:
+        app.send_task("profiles.rebuild", args=[tenant, users, claimed_ms], queue="profiles")
+
+    return sweep(resources.dirty_users(), resources.settings(), send, int(time.time() * 1000))
 
 
 @app.task(name="ingest.redeliver")

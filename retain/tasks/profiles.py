@@ -1,8 +1,6 @@
-"""Tasks of the `profiles` queue."""
+"""Tasks of the `profiles` queue (the sweep that feeds it is an ingest task)."""
 
 from __future__ import annotations
-
-import time
 
 from retain.worker import resources
 from retain.worker.app import app
@@ -15,17 +13,6 @@ def rebuild(tenant_id: str, users: list[str], claimed_ms: int | None = None) -> 
     if claimed_ms is not None:
         resources.dirty_users().release(str(tenant_id), int(claimed_ms), [str(u) for u in users])
     return result.to_dict()
-
-
-@app.task(name="profiles.sweep")
-def sweep() -> dict:
-    """Claim every tenant's users due for a rebuild and queue them in batches (beat runs this)."""
-    from retain.profiles.dirty import sweep as sweep_users
-
-    def send(tenant: str, users: list[str], claimed_ms: int) -> None:
-        app.send_task("profiles.rebuild", args=[tenant, users, claimed_ms], queue="profiles")
-
-    return sweep_users(resources.dirty_users(), resources.settings(), send, int(time.time() * 1000))
 
 
 @app.task(name="profiles.backfill")

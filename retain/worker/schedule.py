@@ -25,8 +25,8 @@ def beat_schedule(settings: Settings) -> dict:
         # Accepted batches the broker lost in a crash are sent again (the ledger drops duplicates).
         "ingest-redeliver": {"task": "ingest.redeliver", "schedule": 60.0, "options": {"queue": "ingest", "expires": 60}},
         # Users quiet for the debounce (or busy for the maximum delay) become rebuild batches.
-        "profiles-sweep": {"task": "profiles.sweep", "schedule": settings.profile_sweep_seconds,
-                           "options": {"queue": "profiles", "expires": settings.profile_sweep_seconds}},
+        "profiles-sweep": {"task": "ingest.sweep_dirty", "schedule": settings.profile_sweep_seconds,
+                           "options": {"queue": "ingest", "expires": settings.profile_sweep_seconds}},
         # Every tenant's models, trained and evaluated on the data up to the day before.
         "train-nightly": {"task": "train.nightly", "schedule": crontab(hour=2, minute=0),
                           "options": {"queue": "train", "expires": 3600}},
