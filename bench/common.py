@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +90,34 @@ class TreePeaks(threading.Thread):
         self.join()
         self.sample()
         return self.peaks
+
+
+class Stalls:
+    """How late a process that only sleeps 1 ms at a time wakes up, while the block runs: a gauge of
+    the machine itself (another VM on the host, other jobs), apart from what is measured. A round
+    whose tail coincides with late wake-ups here was stalled by the host, not by the code."""
+
+    THRESHOLD = 0.005
+
+    def __enter__(self) -> "Stalls":
+        ctx = multiprocessing.get_context("fork")
+        self._stop, (self._recv, send) = ctx.Event(), ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=self._watch, args=(self._stop, send), daemon=True)
+        self._proc.start()
+        return self
+
+    @classmethod
+    def _watch(cls, stop, out) -> None:
+        late = []
+        while not stop.is_set():
+            before = time.perf_counter()
+            time.sleep(0.001)
+            if (over := time.perf_counter() - before - 0.001) > cls.THRESHOLD:
+                late.append(over)
+        out.send(late)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        late = self._recv.recv()
+        self._proc.join()
+        self.report = {"late_wakeups_over_5ms": len(late), "latest_ms": round(max(late, default=0.0) * 1000, 1)}
