@@ -1,4 +1,5 @@
-"""Serving the API with gunicorn (gthread workers), configured from the settings."""
+"""Serving the API with gunicorn (gthread workers that share connections evenly), configured from
+the settings."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from retain.errors import StackError
 from retain.logs import gunicorn_logger_class
 from retain.metrics.http import child_exit, prepare_server
 from retain.webapi.app import create_app
+from retain.webapi.worker import BalancedThreadWorker, ConnectionBoard, pre_fork, worker_exited
 
 
 class APIServer(BaseApplication):
@@ -22,17 +24,22 @@ class APIServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
+        processes = self.settings.api_processes()
         self.cfg.set("bind", self.bind)
-        self.cfg.set("workers", self.settings.api_processes())
+        self.cfg.set("workers", processes)
         self.cfg.set("threads", self.settings.api_threads)
         self.cfg.set("reuse_port", self.settings.api_reuse_port)
-        self.cfg.set("worker_class", "gthread")
+        # Workers with sockets of their own get connections by the kernel's hash: nothing to balance.
+        # Room for workers added at run time (TTIN) too.
+        BalancedThreadWorker.board = None if self.settings.api_reuse_port else ConnectionBoard(2 * processes)
+        self.cfg.set("worker_class", "retain.webapi.worker.BalancedThreadWorker")
+        self.cfg.set("pre_fork", pre_fork)
         self.cfg.set("timeout", self.settings.api_timeout)
         self.cfg.set("graceful_timeout", 20)
         # retain.metrics.http logs each request (with its request id) instead of gunicorn.
         self.cfg.set("accesslog", None)
         self.cfg.set("logger_class", gunicorn_logger_class(self.settings))
-        self.cfg.set("child_exit", child_exit)
+        self.cfg.set("child_exit", _child_exit)
         self.cfg.set("post_worker_init", _freeze_heap)
         if os.path.isdir("/dev/shm"):
             # Workers touch a heartbeat file on every loop; on a disk it can block behind
@@ -43,6 +50,11 @@ class APIServer(BaseApplication):
 
     def load(self):
         return create_app(self.settings)
+
+
+def _child_exit(server: object, worker: object) -> None:
+    child_exit(server, worker)
+    worker_exited(worker)
 
 
 def _freeze_heap(worker: object) -> None:
