@@ -42,7 +42,7 @@ DRAIN_SECONDS = 30.0  # silence after which the answers still awaited count as l
 def latency(us: list[int]) -> dict[str, float]:
     ordered = sorted(us) or [0]
     at = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 3)  # noqa: E731
-    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": at(1.0)}
+    return {"p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": at(1.0)}
 
 
 class _Conn:

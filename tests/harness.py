@@ -41,6 +41,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def children(pid: int) -> set[int]:
+    """The pids of ``pid``'s child processes (gunicorn's workers, a worker's pool), from /proc."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(p) for p in (task / "children").read_text().split()}
+    return found
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETAIN_") or k.startswith("RETAIN_TEST_")}
     return {**env, **settings.to_env(), "PYTHONUNBUFFERED": "1"}

@@ -9,21 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import poll, start_api
+from tests.harness import children, poll, start_api
 
 WORKERS = 4
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except OSError:
-                continue  # exited meanwhile
-    return found
 
 
 def _holder(workers: list[int], server_port: int, client_port: int) -> int | None:
@@ -63,7 +51,7 @@ def many_workers_api(settings):
 
 def test_keep_alive_connections_are_spread_evenly(many_workers_api) -> None:
     proc, port = many_workers_api
-    workers = poll(lambda: (found := _children(proc.pid())) and len(found) == WORKERS and found, 60,
+    workers = poll(lambda: (found := children(proc.pid())) and len(found) == WORKERS and found, 60,
                    f"gunicorn runs {WORKERS} workers")
     held: list[socket.socket] = []
     holders: Counter = Counter()

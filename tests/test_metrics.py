@@ -9,14 +9,14 @@ import signal
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from retain.worker.app import create_celery
-from tests.harness import child_env, crash_settings, free_port, poll, retain_process, start_api, start_worker
+from tests.harness import (child_env, children, crash_settings, free_port, poll, retain_process, start_api,
+                           start_worker)
 from tests.ingest_helpers import message, post
 from tests.test_profiles_api import rebuilt
 
@@ -33,13 +33,6 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
 
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(p) for p in (task / "children").read_text().split()}
-    return found
 
 
 @pytest.fixture(scope="module")

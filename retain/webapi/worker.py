@@ -74,6 +74,8 @@ class BalancedThreadWorker(ThreadWorker):
         if not self._balanced() or self.board.may_accept(self.slot, self.nr_conns):
             super().accept(listener)
             if self._balanced():
+                # Now, not at the next turn of the loop: the peers woken by the same connection
+                # decide meanwhile.
                 self.board.post(self.slot, self.nr_conns)
 
 
