@@ -184,14 +184,18 @@ def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict
     return result
 
 
+def middle(items: list, key: Callable[[Any], float] = lambda x: x) -> Any:
+    """The median item by ``key`` (the upper one of an even count: an item measured, not a mean)."""
+    return sorted(items, key=key)[len(items) // 2]
+
+
 def peak(rounds: list[dict | None]) -> dict | None:
     """The round with the median throughput (the peak as the machine gives it most of the time:
     the open loop runs then too, so half of the best round would be more than half of the capacity
     it meets), and every round's requests/s."""
     if rounds[0] is None:
         return None
-    ordered = sorted(rounds, key=lambda r: r["rps"])
-    return {**ordered[len(ordered) // 2], "rps_rounds": [r["rps"] for r in rounds]}
+    return {**middle(rounds, lambda r: r["rps"]), "rps_rounds": [r["rps"] for r in rounds]}
 
 
 def pair_ratios(hits: list[dict | None], trivial: list[dict | None]) -> dict | None:
@@ -199,7 +203,7 @@ def pair_ratios(hits: list[dict | None], trivial: list[dict | None]) -> dict | N
     if hits[0] is None:
         return None
     ratios = sorted(round(h["rps"] / t["rps"], 3) for h, t in zip(hits, trivial))
-    return {"median": ratios[len(ratios) // 2], "pairs": ratios}
+    return {"median": middle(ratios), "pairs": ratios}
 
 
 def redis_get_loop(url: str, key: str, seconds: float) -> dict:
@@ -274,8 +278,7 @@ def lookups(url: str, read_key: str, hit_ids: list[str], redis_ids: list[str], m
 
 def median_round(rounds: list[dict]) -> dict:
     """The round with the median p99, and every round's p50/p99/p99.9 and late wake-ups of the host."""
-    ordered = sorted(rounds, key=lambda r: r["p99_ms"])
-    return {**ordered[len(ordered) // 2],
+    return {**middle(rounds, lambda r: r["p99_ms"]),
             "rounds_p50_p99_p999_ms": [[r["p50_ms"], r["p99_ms"], r["p999_ms"]] for r in rounds],
             "rounds_host_late_wakeups": [r["host"]["late_wakeups_over_5ms"] for r in rounds]}
 

@@ -178,7 +178,7 @@ class Settings(BaseModel):
     # --- API ---------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API binds.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds.")
-    api_workers: int = Field(0, ge=0, description="gunicorn worker processes of the API; 0: two per CPU core. A process serves its connections with at most one core (Python's GIL) and keeps each keep-alive connection for good: more processes than cores let the kernel spread the load of unevenly shared connections.")
+    api_workers: int = Field(0, ge=0, description="gunicorn worker processes of the API; 0: two per CPU core. A process serves its connections with at most one core (Python's GIL); the workers share connections evenly (see RETAIN_API_REUSE_PORT).")
     api_threads: int = Field(2, ge=1, description="Threads per API worker process (gthread): lets a request waiting on Cassandra overlap another one.")
     api_reuse_port: bool = Field(False, description="Give each API worker process its own listening socket (SO_REUSEPORT): the kernel then spreads new connections over them by hash. Off, the workers share one socket and each accepts only while it holds no more connections than the least loaded of them, which keeps a few long-lived connections even across processes.")
     api_timeout: int = Field(30, gt=0, description="Seconds before gunicorn restarts a stuck API worker.")

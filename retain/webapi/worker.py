@@ -70,13 +70,14 @@ class BalancedThreadWorker(ThreadWorker):
                 self.board.clear(self.slot)
 
     def accept(self, listener: Any) -> None:
-        # Level-triggered: the socket stays readable, and the peer that may accept is woken by it too.
-        if not self._balanced() or self.board.may_accept(self.slot, self.nr_conns):
+        if not self._balanced():
             super().accept(listener)
-            if self._balanced():
-                # Now, not at the next turn of the loop: the peers woken by the same connection
-                # decide meanwhile.
-                self.board.post(self.slot, self.nr_conns)
+        # Level-triggered: the socket stays readable, and the peer that may accept is woken by it too.
+        elif self.board.may_accept(self.slot, self.nr_conns):
+            super().accept(listener)
+            # Now, not at the next turn of the loop: the peers woken by the same connection decide
+            # meanwhile.
+            self.board.post(self.slot, self.nr_conns)
 
 
 def pre_fork(server: Any, worker: Any) -> None:
