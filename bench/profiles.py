@@ -297,7 +297,7 @@ def targets(report: dict, settings) -> dict:
             "open_loop_healthz_p99_ms": report["open_loop_healthz_same_rate"]["p99_ms"],
             "rebuild_profiles_per_s": report["rebuild"]["profiles_per_s"],
             "rebuild_ge_1000_per_s": report["rebuild"]["profiles_per_s"] >= 1000,
-            "api": f"{settings.api_processes()} workers x {settings.api_threads} threads, gthread"}
+            "api": f"{settings.api_processes()} workers x {settings.api_threads} threads, {settings.api_worker}"}
 
 
 def main() -> None:
@@ -308,9 +308,11 @@ def main() -> None:
     parser.add_argument("--cprofile", action="store_true", help="profile the rebuild pass (top 25 on stderr)")
     parser.add_argument("--api-workers", type=int, help="default: the setting's default")
     parser.add_argument("--api-threads", type=int, help="default: the setting's default")
+    parser.add_argument("--api-worker", choices=["epoll", "gthread"], help="default: the setting's default")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="retain-bench-profiles-"))
-    api_settings = {k: v for k, v in (("api_workers", args.api_workers), ("api_threads", args.api_threads)) if v}
+    api_settings = {k: v for k, v in (("api_workers", args.api_workers), ("api_threads", args.api_threads),
+                                      ("api_worker", args.api_worker)) if v}
     settings = bench_settings(home, ["127.0.0.41"], 7999, **api_settings)
     stack, api, report = Stack(settings), None, {"benchmark": "profiles", "cores": os.cpu_count()}
     servers = {"redis": lambda: [stack.redis.process.pid()],

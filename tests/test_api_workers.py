@@ -1,8 +1,11 @@
-"""The API's worker processes share keep-alive connections evenly (retain.webapi.worker)."""
+"""The API's worker processes: keep-alive connections spread evenly over them (retain.webapi.board),
+and the epoll worker's handling of connections (retain.webapi.worker)."""
 
 from __future__ import annotations
 
+import base64
 import os
+import signal
 import socket
 from collections import Counter
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 from tests.harness import children, poll, start_api
 
 WORKERS = 4
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
 
 
 def _holder(workers: list[int], server_port: int, client_port: int) -> int | None:
@@ -31,20 +35,52 @@ def _holder(workers: list[int], server_port: int, client_port: int) -> int | Non
     return None
 
 
+def _answers(sock: socket.socket, count: int) -> list[bytes]:
+    """The heads of the next ``count`` answers on ``sock`` (bodies read and dropped)."""
+    buf, heads = b"", []
+    while len(heads) < count:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {len(heads)} of {count} answers"
+        buf += chunk
+        while (end := buf.find(b"\r\n\r\n")) >= 0:
+            head = buf[:end]
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(buf) < end + 4 + length:
+                break
+            heads.append(head)
+            buf = buf[end + 4 + length:]
+    return heads
+
+
 def _open(port: int) -> socket.socket:
     """A keep-alive connection that has been served once (so a worker accepted it)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += sock.recv(4096)
-    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(HEALTHZ)
+    head, = _answers(sock, 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
     return sock
 
 
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Waits (up to the socket's timeout) for the server to end the connection."""
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.fixture(params=["epoll", "gthread"])
+def many_workers_api(request, settings):
+    proc, url = start_api(settings.replace(api_workers=WORKERS, api_reuse_port=False, api_worker=request.param),
+                          f"api-workers-{request.param}")
+    yield proc, int(url.rsplit(":", 1)[1])
+    proc.stop(30)
+
+
 @pytest.fixture
-def many_workers_api(settings):
-    proc, url = start_api(settings.replace(api_workers=WORKERS, api_reuse_port=False), "api-workers")
+def one_worker_api(settings):
+    proc, url = start_api(settings.replace(api_workers=1, api_threads=2, api_worker="epoll"), "api-one-worker")
     yield proc, int(url.rsplit(":", 1)[1])
     proc.stop(30)
 
@@ -74,3 +110,55 @@ def test_keep_alive_connections_are_spread_evenly(many_workers_api) -> None:
     finally:
         for sock in held:
             sock.close()
+
+
+def test_pipelined_requests_are_all_answered(one_worker_api) -> None:
+    _, port = one_worker_api
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(HEALTHZ * 3)  # three requests in one segment: two wait in the parser's buffer
+        heads = _answers(sock, 3)
+        assert all(h.startswith(b"HTTP/1.1 200") for h in heads), heads
+        sock.sendall(HEALTHZ)  # and the connection is still kept alive after them
+        assert _answers(sock, 1)[0].startswith(b"HTTP/1.1 200")
+
+
+def test_idle_and_silent_connections_are_ended(one_worker_api) -> None:
+    _, port = one_worker_api
+    idle = _open(port)
+    silent = socket.create_connection(("127.0.0.1", port), timeout=30)  # connects, never asks
+    with idle, silent:
+        assert _closed_by_server(idle), "an idle kept-alive connection was not closed"
+        assert _closed_by_server(silent), "a connection that never sent a request was not closed"
+
+
+def test_a_stalled_client_holds_one_thread_for_a_while_only(one_worker_api) -> None:
+    _, port = one_worker_api
+    stalled = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with stalled:
+        stalled.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # half a request, then nothing
+        # The worker's other thread still serves meanwhile.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as other:
+            for _ in range(5):
+                other.sendall(HEALTHZ)
+                assert _answers(other, 1)[0].startswith(b"HTTP/1.1 200")
+        assert _closed_by_server(stalled), "a client stalled halfway through a request kept its connection"
+
+
+def test_a_stopping_worker_answers_the_request_it_is_reading(one_worker_api, tenant) -> None:
+    proc, port = one_worker_api
+    worker, = poll(lambda: children(proc.pid()), 60, "gunicorn runs its worker")
+    body = b'{"kind": "backfill"}'
+    key = base64.b64encode(f"{tenant['write']}:".encode())
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock, _open(port) as idle:
+        sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: test\r\nAuthorization: Basic %s\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (key, len(body), body[:5]))
+        os.kill(worker, signal.SIGTERM)
+        # The stop has begun once the worker ends its idle connections (after a short linger).
+        assert _closed_by_server(idle), "the stopping worker kept an idle connection open"
+        sock.sendall(body[5:])
+        head, = _answers(sock, 1)
+        assert head.startswith(b"HTTP/1.1 202"), head  # the job was taken, not dropped
+        assert _closed_by_server(sock), "the stopping worker kept the connection open after answering"
+    poll(lambda: not os.path.exists(f"/proc/{worker}"), 60, f"the stopped worker {worker} exits")
+    poll(lambda: children(proc.pid()) - {worker}, 60, "gunicorn starts a new worker")

@@ -1,4 +1,4 @@
-"""Serving the API with gunicorn (gthread workers that share connections evenly), configured from
+"""Serving the API with gunicorn (threaded workers that share connections evenly), configured from
 the settings."""
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from retain.errors import StackError
 from retain.logs import gunicorn_logger_class
 from retain.metrics.http import child_exit, prepare_server
 from retain.webapi.app import create_app
-from retain.webapi.worker import BalancedThreadWorker, ConnectionBoard, pre_fork, worker_exited
+from retain.webapi.board import BoardMember, ConnectionBoard, pre_fork, worker_exited
+
+
+WORKER_CLASSES = {"epoll": "retain.webapi.worker.EpollThreadWorker",
+                  "gthread": "retain.webapi.gthread.BalancedThreadWorker"}
 
 
 class APIServer(BaseApplication):
@@ -31,8 +35,8 @@ class APIServer(BaseApplication):
         self.cfg.set("reuse_port", self.settings.api_reuse_port)
         # Workers with sockets of their own get connections by the kernel's hash: nothing to balance.
         # Room for workers added at run time (TTIN) too.
-        BalancedThreadWorker.board = None if self.settings.api_reuse_port else ConnectionBoard(2 * processes)
-        self.cfg.set("worker_class", "retain.webapi.worker.BalancedThreadWorker")
+        BoardMember.board = None if self.settings.api_reuse_port else ConnectionBoard(2 * processes)
+        self.cfg.set("worker_class", WORKER_CLASSES[self.settings.api_worker])
         self.cfg.set("pre_fork", pre_fork)
         self.cfg.set("timeout", self.settings.api_timeout)
         self.cfg.set("graceful_timeout", 20)

@@ -1,95 +1,218 @@
-"""The API's gunicorn worker: gthread, with keep-alive connections spread evenly over the processes.
+"""The API's gunicorn worker: threads that each wait on the process's one epoll and serve the
+connection they are woken for themselves.
 
-A gthread worker keeps every connection it accepts until the client closes it, and serves them
-with one core at most (Python's GIL). When the workers share one listening socket, whichever wakes
-first takes a new connection; when each has its own (SO_REUSEPORT), the kernel picks one by hash.
-Either way a handful of long-lived connections (a load balancer's, an email sender's pool) may land
-mostly on one process, which then queues requests behind its GIL while the others idle: the tail
-latency of the whole API is that process's.
+gthread's event loop hands each request to a pool thread, which hands the connection back to the
+loop through a pipe: three wake-ups per request, each a trip through the scheduler (and, on a
+virtual machine, often an interrupt to wake the other core). Here a connection with a request
+waiting wakes exactly one thread, which parses it, calls the app, answers and re-arms the
+connection: one wake-up. The connection is registered with ``EPOLLONESHOT``, so no second thread
+is woken for it meanwhile, and only the thread holding it ever closes it (a file descriptor is
+never closed under a thread about to use it).
 
-So the workers share one socket and a small board in shared memory (created by the master before
-it forks them) where each posts how many connections it holds; a worker accepts only while it
-holds no more than the least loaded of its live peers. A peer that has not posted for
-``STALE_SECONDS`` (stuck, or gone) does not count, so a hung worker never stops the others from
-accepting.
+The HTTP parts are gunicorn's own (``TConn``, ``handle``, ``handle_request``); this worker only
+replaces gthread's loop and pool. The main thread keeps the heartbeat and the connection board
+(retain.webapi.board), and ends kept-alive connections idle past their time by shutting their read
+side: that wakes the connection's thread, which reads the end and closes it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import errno
+import os
+import select
+import socket
+import struct
+import threading
 import time
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-# A live worker posts at least once a second (gthread's event loop wakes at least that often).
-STALE_SECONDS = 3.0
+from retain.webapi.board import BoardMember
 
-
-class ConnectionBoard:
-    """Per worker slot: connections held, and when it last posted (CLOCK_MONOTONIC is system-wide)."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self._cells = multiprocessing.RawArray("d", 2 * slots)  # [held, posted] per slot
-
-    def post(self, slot: int, held: int) -> None:
-        self._cells[2 * slot], self._cells[2 * slot + 1] = held, time.monotonic()
-
-    def clear(self, slot: int) -> None:
-        self._cells[2 * slot] = self._cells[2 * slot + 1] = 0.0
-
-    def may_accept(self, slot: int, held: int) -> bool:
-        """Whether a worker holding ``held`` connections holds no more than every live peer."""
-        fresh = time.monotonic() - STALE_SECONDS
-        peers = [self._cells[2 * i] for i in range(self.slots) if i != slot and self._cells[2 * i + 1] > fresh]
-        return not peers or held <= min(peers)
-
-    def free_slot(self, taken: set[int | None]) -> int | None:
-        """A slot no live worker holds; None when all are (more workers were added at run time, by
-        TTIN: that worker accepts as plain gthread does)."""
-        return next((i for i in range(self.slots) if i not in taken), None)
+ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
+TURN_SECONDS = 1.0  # the main thread's turn: heartbeat, board, expiries
+DECLINED_SECONDS = 0.05  # how long a listener stays parked after the board said "a peer's turn"
+IO_TIMEOUT = struct.pack("ll", int(DEFAULT_WORKER_DATA_TIMEOUT), 0)  # struct timeval
 
 
-class BalancedThreadWorker(ThreadWorker):
-    """gthread that leaves a new connection to a peer holding fewer (see the module's docstring)."""
+class EpollThreadWorker(BoardMember, ThreadWorker):
+    """See the module's docstring; ``threads`` threads, ``worker_connections`` connections at most."""
 
-    board: ConnectionBoard | None = None  # set in the master before it forks (retain.webapi.server)
-    slot: int | None = None  # set by pre_fork
+    def init_process(self) -> None:
+        self.epoll = select.epoll()
+        self.conns: dict[int, TConn] = {}
+        self.lock = threading.Lock()  # conns and nr_conns
+        self.listeners = {s.fileno(): s for s in self.sockets}
+        self.parked: set[int] = set()  # listeners left unarmed for a moment (declined, or full)
+        self.accepting = True
+        self.quit_r, self.quit_w = os.pipe()  # readable: the threads return
+        self.epoll.register(self.quit_r, select.EPOLLIN)
+        # gthread's handle_request asks how many connections are kept alive; the cap is applied at
+        # accept instead (worker_connections).
+        self.keepalived_conns, self.max_keepalived = (), 1
+        # Skips gthread's pool and selector, not the base worker's setup (which ends by calling run).
+        super(ThreadWorker, self).init_process()
 
-    def _balanced(self) -> bool:
-        return self.board is not None and self.slot is not None
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.alive = False  # the signal also wrote to self.PIPE, which wakes the main thread
 
-    def notify(self) -> None:
-        super().notify()  # every turn of the event loop, and of the graceful stop's
-        if self._balanced():
-            if self.alive:
-                self.board.post(self.slot, self.nr_conns)
-            else:
-                # Stopping: it accepts nothing more, so it must not be the peer the others wait for.
-                self.board.clear(self.slot)
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        super(ThreadWorker, self).handle_quit(sig, frame)
 
-    def accept(self, listener: Any) -> None:
-        if not self._balanced():
-            super().accept(listener)
-        # Level-triggered: the socket stays readable, and the peer that may accept is woken by it too.
-        elif self.board.may_accept(self.slot, self.nr_conns):
-            super().accept(listener)
-            # Now, not at the next turn of the loop: the peers woken by the same connection decide
-            # meanwhile.
-            self.board.post(self.slot, self.nr_conns)
+    # The main thread.
 
+    def run(self) -> None:
+        for listener in self.sockets:
+            listener.setblocking(False)
+            self.epoll.register(listener.fileno(), ONESHOT)
+        threads = [threading.Thread(target=self.serve, name=f"api-{i}", daemon=True)
+                   for i in range(self.cfg.threads)]
+        for thread in threads:
+            thread.start()
+        while self.alive and self.is_parent_alive():
+            self.turn()
+            self.wait(DECLINED_SECONDS if self.parked else TURN_SECONDS)
+        self.stop(threads)
 
-def pre_fork(server: Any, worker: Any) -> None:
-    """gunicorn's pre_fork hook (in the master): give the new worker a slot no live worker holds."""
-    board = BalancedThreadWorker.board
-    if board is not None:
-        worker.slot = board.free_slot({w.slot for w in server.WORKERS.values()})
-        if worker.slot is not None:
-            board.clear(worker.slot)
+    def turn(self) -> None:
+        self.notify()
+        self.post(self.nr_conns, self.alive)
+        self.expire(time.monotonic())
+        if self.alive and self.parked and self.may_take():
+            for fd in list(self.parked):
+                self.parked.discard(fd)
+                self.epoll.modify(fd, ONESHOT)
 
+    def wait(self, seconds: float) -> None:
+        """Up to ``seconds``, less when a signal arrives (it writes to self.PIPE)."""
+        if select.select([self.PIPE[0]], [], [], seconds)[0]:
+            try:
+                os.read(self.PIPE[0], 4096)
+            except BlockingIOError:
+                pass
 
-def worker_exited(worker: Any) -> None:
-    """From gunicorn's child_exit hook: the slot is free, and its connections are gone."""
-    if BalancedThreadWorker.board is not None and worker.slot is not None:
-        BalancedThreadWorker.board.clear(worker.slot)
+    def expire(self, now: float) -> None:
+        with self.lock:
+            due = [c for c in self.conns.values() if c.timeout is not None and c.timeout < now]
+        for conn in due:
+            conn.timeout = None  # once: its thread closes it
+            try:
+                conn.sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass  # the client is gone already: the connection's thread is woken all the same
+
+    def stop(self, threads: list[threading.Thread]) -> None:
+        """Stop accepting, answer what is in flight, close kept-alive connections within the linger
+        (a request arriving meanwhile is answered with "Connection: close"), then end the threads."""
+        self.accepting = False
+        for fd in self.listeners:
+            try:
+                self.epoll.unregister(fd)
+            except OSError:
+                pass
+        linger = time.monotonic() + STOP_KEEPALIVE_LINGER
+        with self.lock:
+            for conn in self.conns.values():
+                if conn.timeout is not None:
+                    conn.timeout = min(conn.timeout, linger)
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while self.nr_conns and time.monotonic() < deadline:
+            self.turn()
+            self.wait(0.1)
+        os.write(self.quit_w, b"q")
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for conn in list(self.conns.values()):
+            conn.close()
+        self.epoll.close()
+        for listener in self.sockets:
+            listener.close()
+
+    # The serving threads.
+
+    def serve(self) -> None:
+        while True:
+            for fd, _ in self.epoll.poll(-1, 1):
+                if fd == self.quit_r:
+                    return
+                if fd in self.listeners:
+                    try:
+                        self.accept(self.listeners[fd])
+                    except OSError:  # the stop unregistered the listener meanwhile
+                        if self.accepting:
+                            raise
+                elif (conn := self.conns.get(fd)) is not None:
+                    try:
+                        self.answer(fd, conn)
+                    except Exception:  # noqa: BLE001 - a thread must outlive any one connection
+                        self.log.exception("Error serving a connection")
+                        self.close(fd, conn, graceful=False)
+
+    def may_take(self) -> bool:
+        return self.nr_conns < self.worker_connections and self.may_accept(self.nr_conns)
+
+    def accept(self, listener: socket.socket) -> None:
+        fd = listener.fileno()
+        if not self.accepting:
+            return
+        if not self.may_take():
+            # A peer's turn (it was woken by the same connection), or this worker is full: leave
+            # the listener unarmed until the main thread's next look, rather than spin on it.
+            self.parked.add(fd)
+            return
+        try:
+            sock, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                # Out of file descriptors, most likely: try again at the next turn.
+                self.log.error("Cannot accept a connection: %s", exc)
+                self.parked.add(fd)
+        else:
+            self.adopt(sock, addr, listener.getsockname())
+        if self.accepting and fd not in self.parked:
+            self.epoll.modify(fd, ONESHOT)  # level-triggered: fires again while more wait
+
+    def adopt(self, sock: socket.socket, addr: Any, server: Any) -> None:
+        # A client that stalls halfway through a request (or stops reading its answer) gets a
+        # socket error after IO_TIMEOUT instead of holding one of the few threads for good.
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            sock.setsockopt(socket.SOL_SOCKET, option, IO_TIMEOUT)
+        conn = TConn(self.cfg, sock, addr, server)
+        conn.set_timeout()  # a client that connects and says nothing is ended like an idle one
+        with self.lock:
+            self.conns[sock.fileno()] = conn
+            self.nr_conns += 1
+        self.epoll.register(sock.fileno(), ONESHOT)
+        # Now, not at the main thread's next turn: the peers woken by the same connection decide
+        # meanwhile.
+        self.post(self.nr_conns, self.alive)
+
+    def answer(self, fd: int, conn: TConn) -> None:
+        """Serve the requests waiting on ``conn``, then re-arm it or close it."""
+        conn.timeout = None  # busy: not the main thread's to expire
+        conn.data_ready = True  # epoll said so (gthread would otherwise wait for data first)
+        keep = self.handle(conn)
+        # A body drain or a pipelining client can leave whole requests in the parser's buffer,
+        # where epoll cannot see them.
+        while keep is True and conn.parser.unreader.buf.getvalue():
+            keep = self.handle(conn)
+        if keep is not True:
+            self.close(fd, conn, graceful=True)
+            return
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+            os.write(self.PIPE[1], b"s")  # max_requests reached: the main thread starts the stop now
+        self.epoll.modify(fd, ONESHOT)
+
+    def close(self, fd: int, conn: TConn, graceful: bool) -> None:
+        with self.lock:
+            if self.conns.pop(fd, None) is None:
+                return
+            self.nr_conns -= 1
+        try:
+            self.epoll.unregister(fd)
+        except OSError:
+            pass
+        conn.close(graceful=graceful)
