@@ -18,6 +18,7 @@ side: that wakes the connection's thread, which reads the end and closes it.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import socket
@@ -32,8 +33,33 @@ from retain.webapi.board import BoardMember
 
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 TURN_SECONDS = 1.0  # the main thread's turn: heartbeat, board, expiries
-DECLINED_SECONDS = 0.05  # how long a listener stays parked after the board said "a peer's turn"
-IO_TIMEOUT = struct.pack("ll", int(DEFAULT_WORKER_DATA_TIMEOUT), 0)  # struct timeval
+DECLINED_SECONDS = 0.005  # how long a listener stays parked after the board said "a peer's turn"
+IO_TIMEOUT_SECONDS = int(DEFAULT_WORKER_DATA_TIMEOUT)  # gunicorn's own bound on a client's silence
+IO_TIMEOUT = struct.pack("ll", IO_TIMEOUT_SECONDS, 0)  # struct timeval
+
+log = logging.getLogger("retain.api")
+
+
+class ClientSocket(socket.socket):
+    """An accepted connection whose blocking reads and writes give up after ``IO_TIMEOUT`` (set with
+    SO_RCVTIMEO and SO_SNDTIMEO): the stall then reads to gunicorn as the client going away, which
+    it closes without a traceback."""
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        try:
+            return super().recv(size, flags)
+        except BlockingIOError:
+            raise self._stalled("sending its request") from None
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        try:
+            super().sendall(data, flags)
+        except BlockingIOError:
+            raise self._stalled("reading its answer") from None
+
+    def _stalled(self, doing: str) -> OSError:
+        log.warning("Closing a connection: its client stalled %ss while %s", IO_TIMEOUT_SECONDS, doing)
+        return ConnectionResetError(errno.ECONNRESET, f"the client stalled while {doing}")
 
 
 class EpollThreadWorker(BoardMember, ThreadWorker):
@@ -72,14 +98,16 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
             thread.start()
         while self.alive and self.is_parent_alive():
             self.turn()
-            self.wait(DECLINED_SECONDS if self.parked else TURN_SECONDS)
+            self.wait(TURN_SECONDS)  # a parked listener ends it early
+            if self.parked:
+                time.sleep(DECLINED_SECONDS)  # the peer whose turn it was takes the connection meanwhile
         self.stop(threads)
 
     def turn(self) -> None:
         self.notify()
         self.post(self.nr_conns, self.alive)
         self.expire(time.monotonic())
-        if self.alive and self.parked and self.may_take():
+        if self.alive:
             for fd in list(self.parked):
                 self.parked.discard(fd)
                 self.epoll.modify(fd, ONESHOT)
@@ -158,8 +186,9 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
             return
         if not self.may_take():
             # A peer's turn (it was woken by the same connection), or this worker is full: leave
-            # the listener unarmed until the main thread's next look, rather than spin on it.
+            # the listener unarmed for a moment rather than spin on it, in case no peer takes it.
             self.parked.add(fd)
+            os.write(self.PIPE[1], b"p")
             return
         try:
             sock, addr = listener.accept()
@@ -168,6 +197,7 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
                 # Out of file descriptors, most likely: try again at the next turn.
                 self.log.error("Cannot accept a connection: %s", exc)
                 self.parked.add(fd)
+                os.write(self.PIPE[1], b"p")
         else:
             self.adopt(sock, addr, listener.getsockname())
         if self.accepting and fd not in self.parked:
@@ -176,6 +206,7 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
     def adopt(self, sock: socket.socket, addr: Any, server: Any) -> None:
         # A client that stalls halfway through a request (or stops reading its answer) gets a
         # socket error after IO_TIMEOUT instead of holding one of the few threads for good.
+        sock = ClientSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
         for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
             sock.setsockopt(socket.SOL_SOCKET, option, IO_TIMEOUT)
         conn = TConn(self.cfg, sock, addr, server)
