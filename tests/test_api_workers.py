@@ -112,6 +112,34 @@ def test_keep_alive_connections_are_spread_evenly(many_workers_api) -> None:
             sock.close()
 
 
+def _server_side(port: int) -> int:
+    """Connections the API still holds on ``port`` (established, or closed by the client only)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(int(r[1].split(":")[1], 16) == port and r[3] in ("01", "08") for r in rows)
+
+
+def test_a_burst_right_after_closes_is_spread_evenly(many_workers_api) -> None:
+    proc, port = many_workers_api
+    workers = poll(lambda: (found := children(proc.pid())) and len(found) == WORKERS and found, 60,
+                   f"gunicorn runs {WORKERS} workers")
+    for _ in range(2):
+        # Sixteen at once, as a client's pool opens them; the second burst comes right after the
+        # first one's connections closed, which the board must show (each worker posts on close).
+        burst = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(4 * WORKERS)]
+        try:
+            for sock in burst:
+                sock.sendall(HEALTHZ)
+            for sock in burst:
+                assert _answers(sock, 1)[0].startswith(b"HTTP/1.1 200")
+            holders = Counter(_holder(workers, port, sock.getsockname()[1]) for sock in burst)
+            counts = [holders[pid] for pid in workers]
+            assert max(counts) - min(counts) <= 1, f"connections per worker after a burst: {counts}"
+        finally:
+            for sock in burst:
+                sock.close()
+        poll(lambda: _server_side(port) == 0, 60, "the API closes its side of the connections")
+
+
 def test_pipelined_requests_are_all_answered(one_worker_api) -> None:
     _, port = one_worker_api
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:

@@ -167,9 +167,10 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
                 if fd in self.listeners:
                     try:
                         self.accept(self.listeners[fd])
-                    except OSError:  # the stop unregistered the listener meanwhile
-                        if self.accepting:
-                            raise
+                    except Exception:  # noqa: BLE001 - as below; and the listener must stay armed
+                        if self.accepting:  # (not: the stop unregistered it meanwhile)
+                            self.log.exception("Error accepting a connection")
+                            self.park(fd)
                 elif (conn := self.conns.get(fd)) is not None:
                     try:
                         self.answer(fd, conn)
@@ -185,23 +186,31 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
         if not self.accepting:
             return
         if not self.may_take():
-            # A peer's turn (it was woken by the same connection), or this worker is full: leave
-            # the listener unarmed for a moment rather than spin on it, in case no peer takes it.
-            self.parked.add(fd)
-            os.write(self.PIPE[1], b"p")
+            # A peer's turn (it was woken by the same connection), or this worker is full.
+            self.park(fd)
             return
         try:
             sock, addr = listener.accept()
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                # Out of file descriptors, most likely: try again at the next turn.
+                # Out of file descriptors, most likely: try again in a moment.
                 self.log.error("Cannot accept a connection: %s", exc)
-                self.parked.add(fd)
-                os.write(self.PIPE[1], b"p")
+                self.park(fd)
         else:
             self.adopt(sock, addr, listener.getsockname())
         if self.accepting and fd not in self.parked:
             self.epoll.modify(fd, ONESHOT)  # level-triggered: fires again while more wait
+
+    def park(self, fd: int) -> None:
+        """Leave a listener unarmed for a moment (the main thread re-arms it) rather than spin on it."""
+        self.parked.add(fd)
+        self.wake_main()
+
+    def wake_main(self) -> None:
+        try:
+            os.write(self.PIPE[1], b".")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
 
     def adopt(self, sock: socket.socket, addr: Any, server: Any) -> None:
         # A client that stalls halfway through a request (or stops reading its answer) gets a
@@ -234,7 +243,7 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
         conn.set_timeout()
         if not self.alive:
             conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
-            os.write(self.PIPE[1], b"s")  # max_requests reached: the main thread starts the stop now
+            self.wake_main()  # after max_requests: the main thread starts the stop now
         self.epoll.modify(fd, ONESHOT)
 
     def close(self, fd: int, conn: TConn, graceful: bool) -> None:
@@ -242,6 +251,9 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
             if self.conns.pop(fd, None) is None:
                 return
             self.nr_conns -= 1
+        # Now too, not at the main thread's next turn: a burst of new connections arriving meanwhile
+        # would otherwise all go to the peers, this worker looking fuller than it is.
+        self.post(self.nr_conns, self.alive)
         try:
             self.epoll.unregister(fd)
         except OSError:
