@@ -1,12 +1,15 @@
 """Profile rebuilds and lookups, each next to a baseline measured in the same run.
 
     .venv/bin/python bench/profiles.py [--users 20000] [--seconds 10] [--connections 16] [--cprofile]
-                                       [--api-workers N] [--api-threads N]  (default: the settings')
+                                       [--api-workers N] [--api-threads N] [--api-worker epoll|gthread]
+                                       (default: the settings')
 
 Prints one JSON document (progress on stderr):
 - rebuild: profiles/s of ``Rebuilder.rebuild`` in this one process over batches of
   RETAIN_PROFILE_BATCH_SIZE users, ~5 events each, tenant-less priors (no trained model), and the
   time of each phase (target >= 1,000 profiles/s per worker process); --cprofile prints where it goes;
+- cassandra_quiesce: before the lookups, Cassandra is flushed and left to finish compacting what the
+  rebuild wrote (lookups read Redis; a compaction meanwhile took CPU from whichever round it hit);
 - lookups through gunicorn (RETAIN_API_WORKERS x RETAIN_API_THREADS) on loopback, the load generator
   in another process over 16 keep-alive connections (wrk when installed, and bench/loadgen.py's
   single-threaded client): closed-loop peak of GET /healthz (the framework ceiling) and of cache
@@ -16,11 +19,12 @@ Prints one JSON document (progress on stderr):
   unknown users (negative lookups); batchGet of 100 ids; then an open loop at half the cache-hit
   peak, latency counted from each request's scheduled send time (no coordinated omission), in five
   rounds alternating with /healthz at the same rate; the round with the median p99 counts, and each
-  round says how often the host woke a sleeping process over 5 ms late meanwhile (a stalled machine,
-  not the code). Targets: cache hits >= 80% of /healthz, open-loop p99 <= 5 ms;
+  round says how often the host woke a sleeping process over 5 ms late meanwhile and how much CPU
+  the hypervisor gave to other guests (steal): a stalled machine, not the code. Targets: cache hits >= 80% of /healthz, open-loop p99 <= 5 ms;
 - redis_get: a raw redis-py GET loop (no pipelining) in one process: the floor under any cached lookup;
 - cpu_cores of each phase: what the API (each process), Redis, Cassandra, the load generator and the
-  whole machine used, to tell which one saturated it (the load generator shares the server's cores),
+  whole machine used (and the hypervisor stole), to tell which one saturated it (the load generator
+  shares the server's cores),
   and the API's CPU per request, which other jobs on a shared machine hardly change.
 Runs a stack of its own (Redis on a free port, Cassandra on 127.0.0.41, JMX 7999).
 """
@@ -45,7 +49,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import redis
-from common import Stalls, bench_settings, descendants
+from common import Stalls, bench_settings, descendants, quiet_cassandra
 from loadgen import latency, python_load, wrk_load
 
 import retain.profiles.rebuild as rebuild_module
@@ -158,10 +162,12 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def machine_busy() -> float:
-    """CPU seconds the whole machine spent not idle (other jobs share it: their part is noise)."""
+def machine_busy() -> tuple[float, float]:
+    """CPU seconds the whole machine spent not idle (other jobs share it: their part is noise), and
+    those the hypervisor gave to other guests while this one had work (steal)."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / TICK  # all but idle and iowait (guest is in user)
+    # All but idle and iowait (guest time is counted in user).
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / TICK, ticks[7] / TICK
 
 
 def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict | None]) -> dict | None:
@@ -175,7 +181,9 @@ def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict
     if result is not None:
         used = {k: {pid: (t - before[k].get(pid, 0.0)) / wall for pid, t in pids.items()} for k, pids in after.items()}
         cores = {k: round(sum(by_pid.values()), 2) for k, by_pid in used.items()}
-        result["cpu_cores"] = {**cores, "machine": round((machine_busy() - busy) / wall, 2)}
+        (busy_after, steal_after), (busy_before, steal_before) = machine_busy(), busy
+        result["cpu_cores"] = {**cores, "machine": round((busy_after - busy_before) / wall, 2),
+                               "stolen_by_host": round((steal_after - steal_before) / wall, 2)}
         if "api" in used:
             result["cpu_cores"]["api_per_process"] = sorted(round(c, 2) for c in used["api"].values())
         if "requests" in result:
@@ -280,7 +288,8 @@ def median_round(rounds: list[dict]) -> dict:
     """The round with the median p99, and every round's p50/p99/p99.9 and late wake-ups of the host."""
     return {**middle(rounds, lambda r: r["p99_ms"]),
             "rounds_p50_p99_p999_ms": [[r["p50_ms"], r["p99_ms"], r["p999_ms"]] for r in rounds],
-            "rounds_host_late_wakeups": [r["host"]["late_wakeups_over_5ms"] for r in rounds]}
+            "rounds_host_late_wakeups": [r["host"]["late_wakeups_over_5ms"] for r in rounds],
+            "rounds_host_stolen_cores": [r["cpu_cores"]["stolen_by_host"] for r in rounds]}
 
 
 def targets(report: dict, settings) -> dict:
@@ -336,6 +345,8 @@ def main() -> None:
             data.delete(*(cache.key(tenant.tenant_id, u) for u in ids[first:first + 1000]))
         sample = data.hget(cache.key(tenant.tenant_id, ids[0]), "b")
         data.set("bench:raw", sample)
+        log("waiting for Cassandra's compactions of what was written to finish")
+        report["cassandra_quiesce"] = quiet_cassandra(settings, settings.stack_cassandra_addresses[0])
         api, url = start_api(settings, "bench-api")
         servers["api"] = lambda: [api.pid(), *descendants(api.pid())]
         popular = ids[:min(POPULAR, len(ids) // 4)]
