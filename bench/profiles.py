@@ -1,7 +1,7 @@
 """Profile rebuilds and lookups, each next to a baseline measured in the same run.
 
     .venv/bin/python bench/profiles.py [--users 20000] [--seconds 10] [--connections 16] [--cprofile]
-                                       [--api-workers N] [--api-threads N] [--api-worker epoll|gthread]
+                                       [--api-workers N] [--api-threads N] [--api-worker gthread|epoll]
                                        (default: the settings')
 
 Prints one JSON document (progress on stderr):
@@ -317,7 +317,7 @@ def main() -> None:
     parser.add_argument("--cprofile", action="store_true", help="profile the rebuild pass (top 25 on stderr)")
     parser.add_argument("--api-workers", type=int, help="default: the setting's default")
     parser.add_argument("--api-threads", type=int, help="default: the setting's default")
-    parser.add_argument("--api-worker", choices=["epoll", "gthread"], help="default: the setting's default")
+    parser.add_argument("--api-worker", choices=["gthread", "epoll"], help="default: the setting's default")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="retain-bench-profiles-"))
     api_settings = {k: v for k, v in (("api_workers", args.api_workers), ("api_threads", args.api_threads),
