@@ -20,7 +20,8 @@ Prints one JSON document (progress on stderr):
   peak, latency counted from each request's scheduled send time (no coordinated omission), in five
   rounds alternating with /healthz at the same rate; the round with the median p99 counts, and each
   round says how often the host woke a sleeping process over 5 ms late meanwhile and how much CPU
-  the hypervisor gave to other guests (steal): a stalled machine, not the code. Targets: cache hits >= 80% of /healthz, open-loop p99 <= 5 ms;
+  the hypervisor gave to other guests (steal): a stalled machine, not the code. Targets: cache hits
+  >= 80% of /healthz, open-loop p99 <= 5 ms;
 - redis_get: a raw redis-py GET loop (no pipelining) in one process: the floor under any cached lookup;
 - cpu_cores of each phase: what the API (each process), Redis, Cassandra, the load generator and the
   whole machine used (and the hypervisor stole), to tell which one saturated it (the load generator
@@ -61,6 +62,7 @@ from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
 from retain.store.schema import migrate
 from retain.tenancy.registry import TenantRegistry
+from retain.webapi.server import WORKER_CLASSES
 
 from tests.harness import start_api
 
@@ -175,13 +177,14 @@ def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict
     API process's share (gunicorn workers accept connections unevenly), and the API's CPU per request:
     unlike requests/s, that cost hardly depends on what else runs on the machine."""
     sample = lambda: {k: {pid: cpu_seconds([pid]) for pid in f()} for k, f in servers.items()}  # noqa: E731
-    before, busy, started = sample(), machine_busy(), time.perf_counter()
+    before, started = sample(), time.perf_counter()
+    busy_before, steal_before = machine_busy()
     result = run()
     wall, after = time.perf_counter() - started, sample()
     if result is not None:
         used = {k: {pid: (t - before[k].get(pid, 0.0)) / wall for pid, t in pids.items()} for k, pids in after.items()}
         cores = {k: round(sum(by_pid.values()), 2) for k, by_pid in used.items()}
-        (busy_after, steal_after), (busy_before, steal_before) = machine_busy(), busy
+        busy_after, steal_after = machine_busy()
         result["cpu_cores"] = {**cores, "machine": round((busy_after - busy_before) / wall, 2),
                                "stolen_by_host": round((steal_after - steal_before) / wall, 2)}
         if "api" in used:
@@ -299,7 +302,8 @@ def targets(report: dict, settings) -> dict:
     ratio, p99 = pairs[gen]["median"], report["open_loop_cache_hit_half_peak"]["p99_ms"]
     return {"cache_hit_over_trivial": ratio, "ratio_loadgen": gen, "cache_hit_ratio_ge_0.8": ratio >= 0.8,
             "cache_hit_over_trivial_python": pairs["python"]["median"],
-            "cache_hit_over_trivial_best_rounds": round(max(hit[gen]["rps_rounds"]) / max(trivial[gen]["rps_rounds"]), 3),
+            "cache_hit_over_trivial_best_rounds": round(max(hit[gen]["rps_rounds"])
+                                                        / max(trivial[gen]["rps_rounds"]), 3),
             "api_cpu_per_request_hit_over_trivial": round(hit[gen]["api_cpu_ms_per_request"]
                                                           / trivial[gen]["api_cpu_ms_per_request"], 2),
             "open_loop_p99_ms": p99, "open_loop_p99_le_5ms": p99 <= 5.0,
@@ -317,7 +321,7 @@ def main() -> None:
     parser.add_argument("--cprofile", action="store_true", help="profile the rebuild pass (top 25 on stderr)")
     parser.add_argument("--api-workers", type=int, help="default: the setting's default")
     parser.add_argument("--api-threads", type=int, help="default: the setting's default")
-    parser.add_argument("--api-worker", choices=["gthread", "epoll"], help="default: the setting's default")
+    parser.add_argument("--api-worker", choices=sorted(WORKER_CLASSES), help="default: the setting's default")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="retain-bench-profiles-"))
     api_settings = {k: v for k, v in (("api_workers", args.api_workers), ("api_threads", args.api_threads),
