@@ -15,7 +15,7 @@ so do the lines of any task that task sends in turn.
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import sys
 import time
@@ -45,7 +45,10 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def new_request_id() -> str:
-    return os.urandom(16).hex()
+    # 128 bits of the process's random generator (seeded from the OS, reseeded in each forked
+    # process), not os.urandom: a request id need not be secret, and a system call per request
+    # lets the API's other thread take the interpreter lock, which this one then waits to get back.
+    return f"{random.getrandbits(128):032x}"
 
 
 def valid_request_id(value: object) -> bool:

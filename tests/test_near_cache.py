@@ -91,20 +91,26 @@ def test_a_lost_invalidation_stream_empties_memory_until_it_is_back(caches) -> N
     poll(lambda: _version(near, "u3") == 3, 5, "invalidations flowing again after the reconnection")
 
 
-def test_a_change_racing_with_a_read_is_not_kept_stale(caches) -> None:
+@pytest.mark.parametrize("many", [False, True], ids=["get", "get_many"])
+def test_a_change_racing_with_a_read_is_not_kept_stale(caches, many: bool) -> None:
     writer, near, client = caches
     writer.put_encoded("t", [("u4", 1, '{"v": 1}')])
-    inner_get_many = near.inner.get_many
+    name = "get_many" if many else "get"
+    inner_read = getattr(near.inner, name)
 
     def read_then_change(tenant, users):
-        read = inner_get_many(tenant, users)  # the old entry is on its way back...
+        read = inner_read(tenant, users)  # the old entry is on its way back...
         writer.put_encoded("t", [("u4", 2, '{"v": 2}')])  # ...when a newer one lands
         return read
 
-    near.inner.get_many = read_then_change
-    assert _version(near, "u4") == 1
-    near.inner.get_many = inner_get_many
-    poll(lambda: _version(near, "u4") == 2, 5, "the newer profile served after a racing change")
+    def version() -> int | None:
+        entry = near.get_many("t", ["u4"])[0] if many else near.get("t", "u4")
+        return None if entry is None else entry.version
+
+    setattr(near.inner, name, read_then_change)
+    assert version() == 1
+    delattr(near.inner, name)  # the class's own method again
+    poll(lambda: version() == 2, 5, "the newer profile served after a racing change")
     assert len(near) <= near.max_entries
 
 

@@ -58,9 +58,9 @@ def _metrics() -> tuple[Histogram, Gauge]:
 
 def _note_route() -> None:
     # The last moment the matched rule is known where the middleware can read it afterwards.
-    rule = request.url_rule
-    if rule is not None:
-        request.environ[_ROUTE_KEY] = rule.rule
+    current = request._get_current_object()  # one context lookup for both attributes
+    if current.url_rule is not None:
+        current.environ[_ROUTE_KEY] = current.url_rule.rule
 
 
 class ObservedApp:

@@ -9,8 +9,7 @@ version 0 with an empty body: any real profile replaces it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -41,9 +40,9 @@ return 0
 """
 
 
-@dataclass(frozen=True)
-class Cached:
-    """A cache entry: ``body`` is the profile JSON, or None for a remembered miss."""
+class Cached(NamedTuple):
+    """A cache entry: ``body`` is the profile JSON, or None for a remembered miss. (A named tuple:
+    one is built per lookup, and it is cheaper to build than a frozen dataclass.)"""
 
     version: int
     body: str | None

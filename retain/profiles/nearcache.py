@@ -80,41 +80,67 @@ class NearCache:
         self.inner.unlock(tenant, user_ids)
 
     def get(self, tenant: str, user_id: str) -> Cached | None:
-        return self.get_many(tenant, [user_id])[0]
+        # One user, the API's hottest call: get_many's steps without its lists.
+        self._ensure_listener()
+        key = self.inner.key(tenant, user_id)
+        now = time.monotonic()
+        with self._lock:
+            held = self._recall(key, now)
+            if held is not None:
+                return held
+            token = self._expect(key)
+        entry = self.inner.get(tenant, user_id)
+        with self._lock:
+            self._keep(key, token, entry, now)
+        return entry
 
     def get_many(self, tenant: str, user_ids: list[str]) -> list[Cached | None]:
         self._ensure_listener()
         keys = [self.inner.key(tenant, u) for u in user_ids]
         found: list[Cached | None] = [None] * len(keys)
         absent: list[int] = []
-        tokens: dict[str, object] = {}
+        tokens: dict[str, object | None] = {}
         now = time.monotonic()
         with self._lock:
             for i, key in enumerate(keys):
-                held = self._entries.get(key)
-                if held is None or held[2] < now:
+                found[i] = self._recall(key, now)
+                if found[i] is None:
                     absent.append(i)
-                    if self._live:
-                        tokens[key] = self._inflight[key] = object()
-                else:
-                    self._entries.move_to_end(key)
-                    found[i] = Cached(held[0], held[1])
+                    tokens[key] = self._expect(key)
         if not absent:
             return found
         read = self.inner.get_many(tenant, [user_ids[i] for i in absent])
         with self._lock:
             for i, entry in zip(absent, read):
                 found[i] = entry
-                key = keys[i]
-                token = tokens.get(key)
-                if token is not None and self._inflight.get(key) is token:
-                    del self._inflight[key]
-                    if entry is not None and self._live:
-                        ttl = self.inner.negative_ttl if entry.body is None else self.inner.ttl
-                        self._entries[key] = (entry.version, entry.body, now + ttl)
+                self._keep(keys[i], tokens[keys[i]], entry, now)
+        return found
+
+    # Called with the lock held.
+    def _recall(self, key: str, now: float) -> Cached | None:
+        held = self._entries.get(key)
+        if held is None or held[2] < now:
+            return None
+        self._entries.move_to_end(key)
+        return Cached(held[0], held[1])
+
+    def _expect(self, key: str) -> object | None:
+        """A token for reading ``key`` from Redis; None while nothing may be kept."""
+        if not self._live:
+            return None
+        token = self._inflight[key] = object()
+        return token
+
+    def _keep(self, key: str, token: object | None, entry: Cached | None, now: float) -> None:
+        """Keep what was read for ``key``, unless an announcement for it arrived meanwhile."""
+        if token is None or self._inflight.get(key) is not token:
+            return
+        del self._inflight[key]
+        if entry is not None and self._live:
+            ttl = self.inner.negative_ttl if entry.body is None else self.inner.ttl
+            self._entries[key] = (entry.version, entry.body, now + ttl)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        return found
 
     def __len__(self) -> int:
         return len(self._entries)

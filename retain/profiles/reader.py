@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from retain.profiles.cache import Cached, ProfileCache
 from retain.store.cassandra import READ, CassandraStore
@@ -23,10 +22,10 @@ LOCK_MS = 1000
 _WAIT_STEP = 0.005
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     """A profile as stored (``body``: its JSON, None when the user has none), its version, and where
-    it came from: "cache" or "store". Decoded only when asked: a whole profile is served as stored."""
+    it came from: "cache" or "store". Decoded only when asked: a whole profile is served as stored.
+    (A named tuple, like Cached: one is built per lookup.)"""
 
     body: str | None
     version: int
@@ -82,8 +81,21 @@ class ProfileReader:
                 missing.append(user_id)
             else:
                 found[user_id] = self._decode(entry)
-        if not missing:
-            return found
+        if missing:
+            self._read_missing(tenant, missing, found)
+        return found
+
+    def get(self, tenant: str, user_id: str) -> Found:
+        """One user's profile: the API's hottest call, so a cached one skips get_many's lists."""
+        entry = self.cache.get(tenant, user_id)
+        if entry is not None:
+            return self._decode(entry)
+        found: dict[str, Found] = {}
+        self._read_missing(tenant, [user_id], found)
+        return found[user_id]
+
+    def _read_missing(self, tenant: str, missing: list[str], found: dict[str, Found]) -> None:
+        """Add to ``found`` the ``missing`` users (not in the cache a moment ago), one reader per user."""
         # Another reader may have filled an entry between our miss and our lock: read it again
         # in the lock's round trip.
         mine = []
@@ -107,7 +119,3 @@ class ProfileReader:
                     waiting.remove(user_id)
         if waiting:
             found.update(self._fill(tenant, waiting, []))
-        return found
-
-    def get(self, tenant: str, user_id: str) -> Found:
-        return self.get_many(tenant, [user_id])[user_id]

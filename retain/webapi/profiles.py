@@ -55,16 +55,18 @@ def _reader():
 @bp.get("/v1/profiles/<user_id>")
 @requires("read")
 def get_profile(user_id: str) -> Response:
-    # The hottest route: read the query string and If-None-Match only when present, and set the
-    # headers in one go (a cached profile costs about as much CPU as a trivial route).
-    fields = _fields(request.args.get("fields"), "fields") if request.query_string else None
+    # The hottest route: read the query string and If-None-Match only when present, look each
+    # context-local object up once (a lookup costs about a microsecond), and set the headers in
+    # one go (a cached profile costs about as much CPU as a trivial route).
+    environ = request.environ
+    fields = _fields(request.args.get("fields"), "fields") if environ.get("QUERY_STRING") else None
     stores = current_app.extensions["retain"]
     found = stores.profiles.get(g.tenant_id, user_id)
     if found.body is None:
         raise NotFound(f"no profile for user {user_id!r}")
     tag = _etag(found.version, fields)
     headers = {"ETag": f'"{tag}"', "Cache-Control": stores.profile_cache_control, "X-Retain-Source": found.source}
-    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains(tag):
+    if "HTTP_IF_NONE_MATCH" in environ and request.if_none_match.contains(tag):
         return Response(status=304, headers=headers)
     if fields is None:
         # The whole profile as stored: no decoding and encoding again on the hottest path.
