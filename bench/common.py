@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from retain.config import Settings  # noqa: E402
+from retain.stack.nodetool import Nodetool  # noqa: E402
 
 
 def free_port() -> int:
@@ -128,16 +129,13 @@ def quiet_cassandra(settings, node: str, timeout: float = 240.0) -> dict:
     """Flush ``node`` and wait until it has no compaction running or pending: a lookup phase reads
     Redis, and compacting what the phases before it wrote took up to a sixth of this 2-core machine
     in the middle of it (a round's throughput then says more about Cassandra than about the API)."""
-    from retain.stack.nodetool import Nodetool
-
     tool, started = Nodetool(settings), time.monotonic()
     tool.run(node, "flush", timeout=120)
     while True:
         out = tool.run(node, "compactionstats", timeout=60).output
         pending = re.search(r"pending tasks\s+(\d+)", out)
         # Running compactions are listed in a table with a progress column.
-        if pending and int(pending.group(1)) == 0 and "progress" not in out:
-            return {"seconds": round(time.monotonic() - started, 1), "quiet": True}
-        if time.monotonic() - started > timeout:
-            return {"seconds": round(time.monotonic() - started, 1), "quiet": False}
+        quiet = bool(pending) and int(pending.group(1)) == 0 and "progress" not in out
+        if quiet or time.monotonic() - started > timeout:
+            return {"seconds": round(time.monotonic() - started, 1), "quiet": quiet}
         time.sleep(2)
