@@ -23,6 +23,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from common import runqueue_seconds
+
 WRK_LUA = r"""
 local paths, n, auth = {}, 0, os.getenv("BENCH_AUTH")
 for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
@@ -152,11 +154,14 @@ def _drive(port: int, reqs: list[bytes], conns: int, seconds: float, rate: float
 
 
 def _client(port: int, reqs: list[bytes], conns: int, seconds: float, rate: float, once: bool, out) -> None:
-    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    cpu, waited = resource.getrusage(resource.RUSAGE_SELF), runqueue_seconds("self")
     result = _drive(port, reqs, conns, seconds, rate, once)
-    used = resource.getrusage(resource.RUSAGE_SELF)
+    used, elapsed = resource.getrusage(resource.RUSAGE_SELF), max(result["seconds"], 1e-3)
     spent = used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime
-    out.put({**result, "loadgen_cpu_cores": round(spent / max(result["seconds"], 1e-3), 2)})
+    # The load generator shares the cores it measures: while it waits for one, answers that
+    # arrived count as late.
+    out.put({**result, "loadgen_cpu_cores": round(spent / elapsed, 2),
+             "loadgen_runqueue_share": round((runqueue_seconds("self") - waited) / elapsed, 3)})
 
 
 def python_load(port: int, reqs: list[bytes], conns: int, seconds: float = 0, rate: float = 0,

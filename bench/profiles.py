@@ -5,9 +5,13 @@
                                        (default: the settings')
 
 Prints one JSON document (progress on stderr):
+- machine: how fast this machine runs a fixed piece of Python, to compare runs on different machines;
 - rebuild: profiles/s of ``Rebuilder.rebuild`` in this one process over batches of
   RETAIN_PROFILE_BATCH_SIZE users, ~5 events each, tenant-less priors (no trained model), and the
-  time of each phase (target >= 1,000 profiles/s per worker process); --cprofile prints where it goes;
+  time of each phase (target >= 1,000 profiles/s per worker process), in three passes over every
+  user, each once Cassandra is flushed and done compacting: the median pass counts, and every pass is
+  listed (the first also pays the warm-up of a Cassandra just started, its code not yet compiled by
+  the JVM, which a node in service has long done); --cprofile prints where the first pass goes;
 - cassandra_quiesce: before the lookups, Cassandra is flushed and left to finish compacting what the
   rebuild wrote (lookups read Redis; a compaction meanwhile took CPU from whichever round it hit);
 - lookups through gunicorn (RETAIN_API_WORKERS x RETAIN_API_THREADS) on loopback, the load generator
@@ -26,7 +30,9 @@ Prints one JSON document (progress on stderr):
 - cpu_cores of each phase: what the API (each process), Redis, Cassandra, the load generator and the
   whole machine used (and the hypervisor stole), to tell which one saturated it (the load generator
   shares the server's cores),
-  and the API's CPU per request, which other jobs on a shared machine hardly change.
+  and the API's CPU per request, which other jobs on a shared machine hardly change; with our load
+  generator, also how long the API's threads waited for a core per request, and the share of the
+  time the load generator itself waited for one (both part of the latency it counts).
 Runs a stack of its own (Redis on a free port, Cassandra on 127.0.0.41, JMX 7999).
 """
 
@@ -50,7 +56,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import redis
-from common import Stalls, bench_settings, descendants, quiet_cassandra
+from common import Stalls, bench_settings, descendants, machine_speed, quiet_cassandra, runqueue_seconds
 from loadgen import latency, python_load, wrk_load
 
 import retain.profiles.rebuild as rebuild_module
@@ -71,6 +77,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 # are looked up once each, from Redis or from Cassandra.
 POPULAR = 2000
 ROUNDS = 5  # open-loop rounds of each route; the median one counts
+PASSES = 3  # rebuild passes over every user; the median one counts
 PAIRS = 5  # closed-loop pairs of rounds (/healthz and cache hits); the median pair counts
 ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "")
 def log(message: str) -> None:
@@ -177,10 +184,13 @@ def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict
     API process's share (gunicorn workers accept connections unevenly), and the API's CPU per request:
     unlike requests/s, that cost hardly depends on what else runs on the machine."""
     sample = lambda: {k: {pid: cpu_seconds([pid]) for pid in f()} for k, f in servers.items()}  # noqa: E731
-    before, started = sample(), time.perf_counter()
+
+    def api_waited() -> float:
+        return sum(runqueue_seconds(pid) for pid in servers["api"]()) if "api" in servers else 0.0
+    before, started, waited = sample(), time.perf_counter(), api_waited()
     busy_before, steal_before = machine_busy()
     result = run()
-    wall, after = time.perf_counter() - started, sample()
+    wall, after, waited = time.perf_counter() - started, sample(), api_waited() - waited
     if result is not None:
         used = {k: {pid: (t - before[k].get(pid, 0.0)) / wall for pid, t in pids.items()} for k, pids in after.items()}
         cores = {k: round(sum(by_pid.values()), 2) for k, by_pid in used.items()}
@@ -192,6 +202,8 @@ def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict
         if "requests" in result:
             result["cpu_cores"]["loadgen"] = result.pop("loadgen_cpu_cores")
             result["api_cpu_ms_per_request"] = round(cores["api"] * wall * 1000 / result["requests"], 3)
+            # How long the API's threads waited for a core, per request: the machine's share of latency.
+            result["api_runqueue_ms_per_request"] = round(waited * 1000 / result["requests"], 3)
     return result
 
 
@@ -292,7 +304,9 @@ def median_round(rounds: list[dict]) -> dict:
     return {**middle(rounds, lambda r: r["p99_ms"]),
             "rounds_p50_p99_p999_ms": [[r["p50_ms"], r["p99_ms"], r["p999_ms"]] for r in rounds],
             "rounds_host_late_wakeups": [r["host"]["late_wakeups_over_5ms"] for r in rounds],
-            "rounds_host_stolen_cores": [r["cpu_cores"]["stolen_by_host"] for r in rounds]}
+            "rounds_host_stolen_cores": [r["cpu_cores"]["stolen_by_host"] for r in rounds],
+            "rounds_api_runqueue_ms_per_request": [r["api_runqueue_ms_per_request"] for r in rounds],
+            "rounds_loadgen_runqueue_share": [r["loadgen_runqueue_share"] for r in rounds]}
 
 
 def targets(report: dict, settings) -> dict:
@@ -327,7 +341,8 @@ def main() -> None:
     api_settings = {k: v for k, v in (("api_workers", args.api_workers), ("api_threads", args.api_threads),
                                       ("api_worker", args.api_worker)) if v}
     settings = bench_settings(home, ["127.0.0.41"], 7999, **api_settings)
-    stack, api, report = Stack(settings), None, {"benchmark": "profiles", "cores": os.cpu_count()}
+    stack, api, report = Stack(settings), None, {"benchmark": "profiles", "cores": os.cpu_count(),
+                                          "machine": machine_speed()}
     servers = {"redis": lambda: [stack.redis.process.pid()],
                "cassandra": lambda: [p for p in [stack.nodes[0].process.pid()] if p]}
     try:
@@ -340,9 +355,17 @@ def main() -> None:
         cache = ProfileCache(data, settings.redis_prefix, settings.profile_cache_ttl_seconds,
                              settings.profile_negative_ttl_seconds)
         ids = [f"bu{n:06d}" for n in range(args.users)]
-        log("rebuilding every user")
-        report["rebuild"] = {"target_per_s": 1000, **with_cpu(
-            servers, lambda: rebuild(settings, store, cache, tenant.tenant_id, ids, args.cprofile))}
+        passes = []
+        for n in range(PASSES):
+            # Otherwise the compactions of what was written before (the events, then the last
+            # pass's profiles) share the machine with the pass.
+            quiet = quiet_cassandra(settings, settings.stack_cassandra_addresses[0])
+            log(f"rebuilding every user, pass {n + 1} of {PASSES}")
+            passes.append({**with_cpu(servers, lambda: rebuild(settings, store, cache, tenant.tenant_id, ids,
+                                                               args.cprofile and n == 0)),
+                           "cassandra_quiesce": quiet})
+        report["rebuild"] = {"target_per_s": 1000, **middle(passes, lambda p: p["profiles_per_s"]),
+                             "passes_profiles_per_s": [p["profiles_per_s"] for p in passes]}
         # Misses: users whose profile is in Cassandra but whose cache entry is gone.
         misses = min(4000, args.users // 4)
         for first in range(len(ids) - misses, len(ids), 1000):
