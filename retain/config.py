@@ -178,9 +178,9 @@ class Settings(BaseModel):
     # --- API ---------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API binds.")
     api_port: int = Field(8000, ge=1, le=65535, description="Port the API binds.")
-    api_workers: int = Field(0, ge=0, description="gunicorn worker processes of the API; 0: two per CPU core. A process serves its connections with at most one core (Python's GIL); the workers share connections evenly (see RETAIN_API_REUSE_PORT).")
+    api_workers: int = Field(0, ge=0, description="gunicorn worker processes of the API; 0: one per CPU core. A process serves its connections with at most one core (Python's GIL), and more processes than cores only take turns on them (more CPU per request, longer waits for a core; see the README); the workers share connections evenly (see RETAIN_API_REUSE_PORT).")
     api_threads: int = Field(2, ge=1, description="Threads per API worker process: lets a request waiting on Cassandra overlap another one.")
-    api_worker: Literal["gthread", "epoll"] = Field("gthread", description="How an API worker process serves its connections: gthread (gunicorn's own: an event loop hands each request to a pool thread and takes the connection back, three wake-ups per request) or epoll (retain's: its threads wait on one epoll and each serves the request it is woken for, one wake-up; about a fifth less CPU per request, see the README).")
+    api_worker: Literal["gthread", "epoll"] = Field("epoll", description="How an API worker process serves its connections: epoll (retain's: its threads wait on one epoll and each serves the request it is woken for, one wake-up per request; about a quarter less CPU per request than gthread, and far less waiting for a core at moderate load, see the README) or gthread (gunicorn's own: an event loop hands each request to a pool thread and takes the connection back, three wake-ups per request).")
     api_reuse_port: bool = Field(False, description="Give each API worker process its own listening socket (SO_REUSEPORT): the kernel then spreads new connections over them by hash. Off, the workers share one socket and each accepts only while it holds no more connections than the least loaded of them, which keeps a few long-lived connections even across processes.")
     api_timeout: int = Field(30, gt=0, description="Seconds before gunicorn restarts a stuck API worker.")
     api_log_reads: bool = Field(False, description="Write an access-log line for every successful read (GET, HEAD). Off, a read is logged only when it fails (401, 403, 429, 5xx) or is slow; writes are always logged, and /metrics counts every request.")
@@ -206,7 +206,7 @@ class Settings(BaseModel):
 
     def api_processes(self) -> int:
         """The API's worker processes (``api_workers``, 0 resolved on this machine)."""
-        return self.api_workers or 2 * (os.cpu_count() or 1)
+        return self.api_workers or os.cpu_count() or 1
 
     @field_validator("stack_cassandra_addresses", "cassandra_hosts", mode="before")
     @classmethod

@@ -1,5 +1,5 @@
-"""gunicorn's gthread worker, taking part in the connection board: the API's default
-(``RETAIN_API_WORKER=gthread``).
+"""gunicorn's gthread worker, taking part in the connection board (``RETAIN_API_WORKER=gthread``;
+the default is retain.webapi.worker).
 
 Its event loop hands every request to a pool thread, which hands the connection back through a
 pipe: three wake-ups per request, where retain.webapi.worker's threads need one.

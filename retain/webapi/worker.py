@@ -1,5 +1,5 @@
-"""retain's own gunicorn worker for the API (``RETAIN_API_WORKER=epoll``): threads that each wait on
-the process's one epoll and serve the connection they are woken for themselves.
+"""retain's own gunicorn worker for the API (``RETAIN_API_WORKER=epoll``, the default): threads that
+each wait on the process's one epoll and serve the connection they are woken for themselves.
 
 gthread's event loop hands each request to a pool thread, which hands the connection back to the
 loop through a pipe: three wake-ups per request, each a trip through the scheduler (and, on a
