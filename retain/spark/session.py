@@ -12,6 +12,7 @@ get here and retain.spark.lake for the s3:// to s3a:// mapping.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -56,6 +57,11 @@ def spark_session(settings: Settings, app_name: str = "retain"):
     if "JAVA_HOME" not in os.environ:
         # Spark 4 runs on Java 17; do not trust whatever `java` is first on PATH.
         os.environ["JAVA_HOME"] = str(Path(find_java(settings.java_home)).resolve().parents[1])
+    if settings.spark_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        # A local master's Python workers must run this interpreter, which has retain's packages,
+        # not whichever `python3` comes first on PATH (read when the context starts). A cluster's
+        # executors run the cluster's Python: PYSPARK_PYTHON there.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     builder = (
         SparkSession.builder.master(settings.spark_master).appName(app_name)
         .config("spark.driver.memory", settings.spark_driver_memory)
