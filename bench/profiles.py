@@ -183,14 +183,18 @@ def with_cpu(servers: dict[str, Callable[[], list[int]]], run: Callable[[], dict
     """``run``'s result plus the cores each server process tree (and the machine) used meanwhile, each
     API process's share (gunicorn workers accept connections unevenly), and the API's CPU per request:
     unlike requests/s, that cost hardly depends on what else runs on the machine."""
-    sample = lambda: {k: {pid: cpu_seconds([pid]) for pid in f()} for k, f in servers.items()}  # noqa: E731
-
-    def api_waited() -> float:
-        return sum(runqueue_seconds(pid) for pid in servers["api"]()) if "api" in servers else 0.0
-    before, started, waited = sample(), time.perf_counter(), api_waited()
+    def sample() -> tuple[dict[str, dict[int, float]], float]:
+        """Each server process's CPU seconds, and how long the API's threads have waited for a core
+        (each server's processes listed once: finding the API's walks all of /proc)."""
+        pids = {k: f() for k, f in servers.items()}
+        return ({k: {pid: cpu_seconds([pid]) for pid in found} for k, found in pids.items()},
+                sum(runqueue_seconds(pid) for pid in pids.get("api", [])))
+    (before, waited_before), started = sample(), time.perf_counter()
     busy_before, steal_before = machine_busy()
     result = run()
-    wall, after, waited = time.perf_counter() - started, sample(), api_waited() - waited
+    wall = time.perf_counter() - started
+    after, waited = sample()
+    waited -= waited_before
     if result is not None:
         used = {k: {pid: (t - before[k].get(pid, 0.0)) / wall for pid, t in pids.items()} for k, pids in after.items()}
         cores = {k: round(sum(by_pid.values()), 2) for k, by_pid in used.items()}
