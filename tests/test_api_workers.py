@@ -180,11 +180,19 @@ def test_a_stalled_client_holds_one_thread_for_a_while_only(one_worker_api) -> N
     stalled = socket.create_connection(("127.0.0.1", port), timeout=30)
     with stalled:
         stalled.sendall(b"GET /healthz HTTP/1.1\r\nHo")  # half a request, then nothing
-        # The worker's other thread still serves meanwhile.
+        # The thread reading it hands the lead over to the worker's other thread, which serves
+        # meanwhile: the answers come while the stalled connection is still open (it is ended after
+        # gunicorn's 5 s, not before).
         with socket.create_connection(("127.0.0.1", port), timeout=30) as other:
             for _ in range(5):
                 other.sendall(HEALTHZ)
                 assert _answers(other, 1)[0].startswith(b"HTTP/1.1 200")
+        stalled.setblocking(False)
+        try:
+            assert stalled.recv(1) != b"", "the other connection was served only after the stalled one was ended"
+        except BlockingIOError:
+            pass  # still open: as it should be
+        stalled.setblocking(True)
         assert _closed_by_server(stalled), "a client stalled halfway through a request kept its connection"
 
 

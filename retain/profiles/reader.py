@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from retain.handover import before_waiting
 from retain.profiles.cache import Cached, ProfileCache
 from retain.store.cassandra import READ, CassandraStore
 
@@ -48,6 +49,7 @@ class ProfileReader:
         return statement
 
     def _from_store(self, tenant: str, user_ids: list[str]) -> dict[str, tuple[int, str] | None]:
+        before_waiting()
         statement = self._statement()
         reads = [self.store.session.execute_async(statement, (tenant, u), execution_profile=READ) for u in user_ids]
         found: dict[str, tuple[int, str] | None] = {}
@@ -112,6 +114,7 @@ class ProfileReader:
         waiting = [u for u in missing if u not in found]
         deadline = self.clock() + LOCK_MS / 1000
         while waiting and self.clock() < deadline:
+            before_waiting()
             time.sleep(_WAIT_STEP)
             for user_id, entry in zip(list(waiting), self.cache.get_many(tenant, waiting)):
                 if entry is not None:

@@ -21,6 +21,7 @@ from cassandra.query import BoundStatement, PreparedStatement
 
 from retain.config import Settings
 from retain.errors import StoreUnavailable
+from retain.handover import before_waiting
 
 # What a failed request can raise: driver errors, server error messages (syntax, invalid
 # request) and the absence of any live host.
@@ -154,15 +155,18 @@ class CassandraStore:
                 for routing, members in groups.values()]
 
     def write(self, cql: str, params: Sequence[Any] = ()) -> Any:
+        before_waiting()
         return self.session.execute(self.prepare(cql), params, execution_profile=WRITE)
 
     def read(self, cql: str, params: Sequence[Any] = ()) -> Any:
+        before_waiting()
         return self.session.execute(self.prepare(cql), params, execution_profile=READ)
 
     def execute(self, cql: str, params: Sequence[Any] | None = None, profile: str = WRITE,
                 timeout: float | None = None) -> Any:
         """Run unprepared CQL (schema changes, one-off checks)."""
         kwargs = {"timeout": timeout} if timeout else {}
+        before_waiting()
         return self.session.execute(cql, params, execution_profile=profile, **kwargs)
 
     def local_hosts_up(self) -> list[str]:

@@ -1,13 +1,19 @@
 """retain's own gunicorn worker for the API (``RETAIN_API_WORKER=epoll``, the default): threads that
-each wait on the process's one epoll and serve the connection they are woken for themselves.
+take turns at leading, that is waiting on the process's one epoll and serving the connections it
+wakes them for.
 
 gthread's event loop hands each request to a pool thread, which hands the connection back to the
 loop through a pipe: three wake-ups per request, each a trip through the scheduler (and, on a
-virtual machine, often an interrupt to wake the other core). Here a connection with a request
-waiting wakes exactly one thread, which parses it, calls the app, answers and re-arms the
-connection: one wake-up. The connection is registered with ``EPOLLONESHOT``, so no second thread
-is woken for it meanwhile, and only the thread holding it ever closes it (a file descriptor is
-never closed under a thread about to use it).
+virtual machine, often an interrupt to wake the other core). Here the leader is woken by a
+connection with a request waiting, parses it, calls the app, answers and re-arms the connection:
+one wake-up. The other threads (followers) sleep on the lead meanwhile rather than on the epoll: two
+threads serving at once would only contend for Python's interpreter lock, which on a busy machine
+made each request wait for a core several times (see the README). The leader hands the lead over to
+a follower when it is about to wait, on Cassandra, a fill lock or a client slow to send its request
+or read its answer (retain.handover), so a waiting request never holds up the process's other
+connections; it finishes its request, then follows. The connection is registered with
+``EPOLLONESHOT``, so no second thread is woken for it, and only the thread holding it ever closes
+it (a file descriptor is never closed under a thread about to use it).
 
 The HTTP parts are gunicorn's own (``TConn``, ``handle``, ``handle_request``); this worker only
 replaces gthread's loop and pool. The main thread keeps the heartbeat and the connection board
@@ -29,6 +35,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from retain.handover import before_waiting, on_waiting
 from retain.webapi.board import BoardMember
 
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
@@ -43,17 +50,30 @@ log = logging.getLogger("retain.api")
 class ClientSocket(socket.socket):
     """An accepted connection whose blocking reads and writes give up after ``IO_TIMEOUT`` (set with
     SO_RCVTIMEO and SO_SNDTIMEO): the stall then reads to gunicorn as the client going away, which
-    it closes without a traceback."""
+    it closes without a traceback. A read or write that would block hands the lead over first."""
 
     def recv(self, size: int, flags: int = 0) -> bytes:
+        try:
+            return super().recv(size, flags | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        before_waiting()
         try:
             return super().recv(size, flags)
         except BlockingIOError:
             raise self._stalled("sending its request") from None
 
     def sendall(self, data: Any, flags: int = 0) -> None:
+        data = memoryview(data).cast("B")
         try:
-            super().sendall(data, flags)
+            sent = super().send(data, flags | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        before_waiting()
+        try:
+            super().sendall(data[sent:], flags)
         except BlockingIOError:
             raise self._stalled("reading its answer") from None
 
@@ -67,6 +87,8 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
 
     def init_process(self) -> None:
         self.epoll = select.epoll()
+        self.lead = threading.Lock()  # held by the thread waiting on the epoll and serving
+        self.local = threading.local()  # .leading: whether this thread holds the lead
         self.conns: dict[int, TConn] = {}
         self.lock = threading.Lock()  # conns and nr_conns
         self.listeners = {s.fileno(): s for s in self.sockets}
@@ -160,23 +182,48 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
     # The serving threads.
 
     def serve(self) -> None:
-        while True:
-            for fd, _ in self.epoll.poll(-1, 1):
-                if fd == self.quit_r:
-                    return
-                if fd in self.listeners:
-                    try:
-                        self.accept(self.listeners[fd])
-                    except Exception:  # noqa: BLE001 - as below; and the listener must stay armed
-                        if self.accepting:  # (not: the stop unregistered it meanwhile)
-                            self.log.exception("Error accepting a connection")
-                            self.park(fd)
-                elif (conn := self.conns.get(fd)) is not None:
-                    try:
-                        self.answer(fd, conn)
-                    except Exception:  # noqa: BLE001 - a thread must outlive any one connection
-                        self.log.exception("Error serving a connection")
-                        self.close(fd, conn, graceful=False)
+        while self.follow_then_lead():
+            pass
+
+    def follow_then_lead(self) -> bool:
+        """Wait for the lead, then serve until handing it over (True) or until the worker stops."""
+        self.lead.acquire()
+        self.local.leading = True
+        on_waiting(self.hand_over)
+        try:
+            while self.local.leading:
+                if not self.serve_next():
+                    return False
+            return True
+        finally:
+            if self.local.leading:
+                self.hand_over()  # stopping: the next thread reads the quit pipe too
+
+    def hand_over(self) -> None:
+        """This thread is about to wait: a follower leads (and serves) meanwhile."""
+        self.local.leading = False
+        on_waiting(None)
+        self.lead.release()
+
+    def serve_next(self) -> bool:
+        """Serve what the epoll wakes the leader for next; False when the worker stops."""
+        for fd, _ in self.epoll.poll(-1, 1):
+            if fd == self.quit_r:
+                return False
+            if fd in self.listeners:
+                try:
+                    self.accept(self.listeners[fd])
+                except Exception:  # noqa: BLE001 - as below; and the listener must stay armed
+                    if self.accepting:  # (not: the stop unregistered it meanwhile)
+                        self.log.exception("Error accepting a connection")
+                        self.park(fd)
+            elif (conn := self.conns.get(fd)) is not None:
+                try:
+                    self.answer(fd, conn)
+                except Exception:  # noqa: BLE001 - a thread must outlive any one connection
+                    self.log.exception("Error serving a connection")
+                    self.close(fd, conn, graceful=False)
+        return True
 
     def may_take(self) -> bool:
         return self.nr_conns < self.worker_connections and self.may_accept(self.nr_conns)
