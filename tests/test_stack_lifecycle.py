@@ -1,11 +1,14 @@
-"""A stack of its own, driven through the CLI: the demo, up twice, down twice, honest status,
-readiness with Cassandra stopped, and the errors a user can run into."""
+"""A stack of its own, driven through the CLI: the demo starting it and Ctrl-C stopping it, up twice,
+down twice, honest status, readiness with Cassandra stopped, and the errors a user can run into."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ import requests
 from retain.config import Settings
 from retain.stack import Stack
 from tests.harness import run_cli as retain
-from tests.harness import free_port, start_api
+from tests.harness import ROOT, child_env, free_port, poll, start_api
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +55,25 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_demo_runs_and_stops_what_it_started(own: Settings) -> None:
-    # From an empty home: the demo starts the stack itself, and stops it with everything else.
-    out = retain(own, "demo", "--exit", "--json", "--users", "50", "--days", "14")
-    summary = json.loads(out.stdout)
-    assert {s["name"]: s["state"] for s in summary["services"]} == {"redis": "running", "cassandra-dc1": "running"}
-    assert [t["profiles"] for t in summary["tenants"].values()] == [50, 50]
+def test_demo_starts_the_stack_and_ctrl_c_stops_what_it_started(own: Settings, tmp_path) -> None:
+    # From an empty home: the demo starts the stack itself, and Ctrl-C once its processes run stops
+    # them and the stack. (tests/test_demo.py runs it to the end, on the test stack.)
+    log_path = tmp_path / "demo.err"
+    with open(log_path, "w") as log:
+        demo = subprocess.Popen([sys.executable, "-m", "retain", "demo", "--users", "50", "--days", "14"],
+                                cwd=ROOT, env=child_env(own), stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        poll(lambda: demo.poll() is None and "==> creating tenants" in log_path.read_text(), 300,
+             f"the demo starting the stack and its processes (log: {log_path})")
+        assert {name: s["state"] for name, s in states(own).items()} == {"redis": "running", "cassandra-dc1": "running"}
+        demo.send_signal(signal.SIGINT)
+        demo.wait(120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(30)
+    err = log_path.read_text()
+    assert "stopped cassandra-dc1" in err and "stopped redis" in err, err[-2000:]
     assert all(s["state"] == "stopped" for s in states(own).values())
     assert processes_mentioning(str(own.home.resolve())) == []
 
