@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -102,6 +104,28 @@ def run_cli(settings: Settings, *args: str, check: int | None = 0, **env: str) -
     if check is not None:
         assert out.returncode == check, f"retain {' '.join(args)} exited {out.returncode}:\n{out.stderr[-3000:]}"
     return out
+
+
+def start_demo(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen:
+    """`retain demo ARGS` in a child process, its progress (stderr) into ``log_path``, its stdout piped."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "retain", "demo", *args], cwd=ROOT, env=child_env(settings),
+                                stdout=subprocess.PIPE, stderr=log, text=True)
+
+
+@contextmanager
+def demo_running(settings: Settings, log_path: Path, *args: str) -> Iterator[subprocess.Popen]:
+    """`retain demo ARGS`, given once every process it starts runs and has answered (it is creating
+    the tenants); killed on the way out if it is still running."""
+    demo = start_demo(settings, log_path, *args)
+    try:
+        poll(lambda: demo.poll() is None and "==> creating tenants" in log_path.read_text(), 300,
+             f"the demo starting its processes (log: {log_path})")
+        yield demo
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(30)
 
 
 def crash_settings(settings: Settings, keyspace: str, broker_db: int, name: str, **overrides) -> Settings:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -20,7 +18,7 @@ import pytest
 
 from retain.demo.processes import roles
 from retain.stack.process import ManagedProcess
-from tests.harness import ROOT, child_env, free_port, poll, run_cli
+from tests.harness import demo_running, free_port, run_cli, start_demo
 
 SMALL = ["--users", "60", "--days", "14"]
 
@@ -48,29 +46,15 @@ def _leftovers(settings) -> list[str]:
     return [name for name in names if ManagedProcess.under(settings.home, name).is_running()]
 
 
-def _start_demo(settings, log_path) -> subprocess.Popen:
-    log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, "-m", "retain", "demo", "--exit", "--json", *SMALL], cwd=ROOT,
-                            env=child_env(settings), stdout=subprocess.PIPE, stderr=log, text=True)
-
-
 @pytest.mark.parametrize("victim, label", [("demo-worker", "ingest worker"), ("demo-beat", "beat"),
                                            ("demo-flower", "Flower"), ("demo-api", "API")])
 def test_a_killed_process_ends_the_demo_with_its_name(demo_settings, tmp_path, victim, label) -> None:
     log_path = tmp_path / "demo.err"
-    demo = _start_demo(demo_settings, log_path)
-    try:
-        # Once the tenants are being created, every process has started and answered.
-        poll(lambda: demo.poll() is None and "==> creating tenants" in log_path.read_text(), 240,
-             f"the demo starting its processes (log: {log_path})")
+    with demo_running(demo_settings, log_path, "--exit", "--json", *SMALL) as demo:
         pid = ManagedProcess.under(demo_settings.home, victim).pid()
         assert pid, f"{victim} is not running"
         os.kill(pid, signal.SIGKILL)
         demo.wait(300)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait(30)
     err = log_path.read_text()
     assert demo.returncode != 0, f"the demo went on after {victim} was killed:\n{err[-2000:]}"
     assert f"the {label} ({victim})" in err, f"the error does not name {victim}:\n{err[-2000:]}"
@@ -80,7 +64,7 @@ def test_a_killed_process_ends_the_demo_with_its_name(demo_settings, tmp_path, v
 def test_a_rerun_after_stack_up_completes(demo_settings, tmp_path) -> None:
     run_cli(demo_settings, "stack", "up", "--dcs", "2")
     began = time.monotonic()
-    demo = _start_demo(demo_settings, tmp_path / "demo.err")
+    demo = start_demo(demo_settings, tmp_path / "demo.err", "--exit", "--json", *SMALL)
     try:
         out, _ = demo.communicate(timeout=900)
     finally:

@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ import requests
 from retain.config import Settings
 from retain.stack import Stack
 from tests.harness import run_cli as retain
-from tests.harness import ROOT, child_env, free_port, poll, start_api
+from tests.harness import demo_running, free_port, start_api
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +57,10 @@ def test_demo_starts_the_stack_and_ctrl_c_stops_what_it_started(own: Settings, t
     # From an empty home: the demo starts the stack itself, and Ctrl-C once its processes run stops
     # them and the stack. (tests/test_demo.py runs it to the end, on the test stack.)
     log_path = tmp_path / "demo.err"
-    with open(log_path, "w") as log:
-        demo = subprocess.Popen([sys.executable, "-m", "retain", "demo", "--users", "50", "--days", "14"],
-                                cwd=ROOT, env=child_env(own), stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        poll(lambda: demo.poll() is None and "==> creating tenants" in log_path.read_text(), 300,
-             f"the demo starting the stack and its processes (log: {log_path})")
+    with demo_running(own, log_path, "--users", "50", "--days", "14") as demo:
         assert {name: s["state"] for name, s in states(own).items()} == {"redis": "running", "cassandra-dc1": "running"}
         demo.send_signal(signal.SIGINT)
         demo.wait(120)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait(30)
     err = log_path.read_text()
     assert "stopped cassandra-dc1" in err and "stopped redis" in err, err[-2000:]
     assert all(s["state"] == "stopped" for s in states(own).values())

@@ -168,8 +168,16 @@ class Demo:
 
         # One flush moves at most RETAIN_LAKE_FLUSH_EVENTS rows (and skips while another one runs):
         # flush until nothing is staged, so training sees every event.
+        flushed = None
         while staged := staged_count(data, self.settings):
+            if staged == flushed:
+                # Ours was skipped: beat's flush holds the lake. Let it move the rows rather than send
+                # ours again at once (and say the same line over and over).
+                self.procs.wait(lambda: staged_count(data, self.settings) != staged, 300,
+                                "the lake flush moving staged events", "ingestion")
+                continue
             self._task("ingest.flush_lake", "ingest", f"flushing {staged:,} staged events to the Parquet lake", 300)
+            flushed = staged
         self.summary["ingest"]["stored_s"] = round(time.monotonic() - t0, 1)
         from retain.lake import open_lake
         from retain.lake.flush import read_events
