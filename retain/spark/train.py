@@ -120,9 +120,12 @@ def _send_time(events, window: Window, result: TrainResult) -> None:
 
 
 def _importance(events, summaries, window: Window, result: TrainResult) -> None:
+    from pyspark.sql import functions as F
+
     features = user_features(events, summaries, window).cache()
     try:
-        if features.where("label = 1").limit(1).count() == 0 or features.where("label = 0").limit(1).count() == 0:
+        labels = features.agg(F.min("label"), F.max("label")).first()
+        if labels[0] is None or labels[0] == labels[1]:
             result.not_fitted["importance"] = "every user, or no user, returned in the holdout window"
             return
         result.metrics["feature_importance_bits"] = feature_importance(features)
