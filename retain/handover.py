@@ -3,7 +3,7 @@
 The API's worker (retain.webapi.worker) lets one thread per process serve at a time: two threads
 serving at once only contend for Python's interpreter lock, each system call letting the other take
 it, and on a busy machine every such hand-over is a wait for a core. But a request that waits on
-Cassandra, a fill lock or a slow client must not hold up the process's other connections: code
+Cassandra, a fill lock, S3 or a slow client must not hold up the process's other connections: code
 about to wait calls :func:`before_waiting`, and the worker's hook for the calling thread lets
 another thread serve meanwhile. Elsewhere (a Celery worker, a CLI, a test) no hook is set and the
 call does nothing.

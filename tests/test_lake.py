@@ -17,6 +17,7 @@ import pytest
 from retain.config import Settings
 from retain.errors import ConfigError
 from retain.events import Event
+from retain.handover import on_waiting
 from retain.ingest.ledger import Ledger
 from retain.lake import Lake, LakeError, MissingObject, open_lake
 from retain.lake import flush as lake_flush
@@ -179,6 +180,18 @@ def test_lake_objects_round_trip(any_lake: Lake):
     for bad in ("/etc/passwd", "../x", "a//b", ""):
         with pytest.raises(LakeError):
             any_lake.put(bad, b"")
+
+
+def test_an_s3_request_lets_another_api_thread_serve_while_it_waits(s3_bucket, moto_endpoint):
+    lake = S3Lake(f"s3://{s3_bucket}/root", endpoint_url=moto_endpoint)
+    handed_over: list[bool] = []
+    on_waiting(lambda: handed_over.append(True))
+    try:
+        lake.put("a.txt", b"x")
+    finally:
+        on_waiting(None)
+    assert handed_over == [True], "the thread hands the lead over before the request goes out"
+    assert lake.get("a.txt") == b"x"
 
 
 def test_local_put_is_all_or_nothing(tmp_path, monkeypatch):

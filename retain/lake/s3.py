@@ -13,9 +13,14 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from retain.handover import before_waiting
 from retain.lake.base import Lake, LakeError, MissingObject, clean_path, clean_prefix
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+def _before_send(**_: Any) -> None:
+    before_waiting()  # returns None: botocore sends the request itself
 
 
 def _code(exc: ClientError) -> str:
@@ -35,6 +40,8 @@ class S3Lake(Lake):
         prefix = parts.path.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
         self.client = client or boto3.client("s3", endpoint_url=endpoint_url or None, region_name=region)
+        # Each request waits tens of milliseconds: in the API, another thread serves meanwhile.
+        self.client.meta.events.register("before-send.s3", _before_send, unique_id="retain-handover")
 
     def _key(self, path: str) -> str:
         return self.prefix + clean_path(path)

@@ -11,7 +11,6 @@ import re
 from flask import Blueprint, Response, current_app, g, jsonify
 from werkzeug.exceptions import NotFound
 
-from retain.handover import before_waiting
 from retain.models.store import ModelStore, ModelStoreError
 from retain.webapi.auth import requires
 
@@ -35,7 +34,6 @@ def _store() -> ModelStore:
     # One store per app (per gunicorn worker: created on first use, after the fork); building one
     # per request would create an S3 client per request.
     extensions = current_app.extensions
-    before_waiting()  # every caller reads the store next: files, or S3 at tens of milliseconds
     if "retain.model_store" not in extensions:
         extensions["retain.model_store"] = ModelStore(extensions["retain"].settings)
     return extensions["retain.model_store"]

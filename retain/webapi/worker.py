@@ -9,8 +9,8 @@ connection with a request waiting, parses it, calls the app, answers and re-arms
 one wake-up. The other threads (followers) sleep on the lead meanwhile rather than on the epoll: two
 threads serving at once would only contend for Python's interpreter lock, which on a busy machine
 made each request wait for a core several times (see the README). The leader hands the lead over to
-a follower when it is about to wait, on Cassandra, a fill lock or a client slow to send its request
-or read its answer (retain.handover), so a waiting request never holds up the process's other
+a follower when it is about to wait, on Cassandra, a fill lock, S3 or a client slow to send its
+request or read its answer (retain.handover), so a waiting request never holds up the process's other
 connections; it finishes its request, then follows. The connection is registered with
 ``EPOLLONESHOT``, so no second thread is woken for it, and only the thread holding it ever closes
 it (a file descriptor is never closed under a thread about to use it).
