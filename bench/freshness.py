@@ -1,7 +1,7 @@
 """Freshness: from an event accepted by the API to the updated profile visible through the API.
 
     .venv/bin/python bench/freshness.py [--rate 200] [--users 20000] [--seconds 60] [--probes 4]
-                                        [--keep-logs DIR]
+                                        [--warmup 15] [--warmup-max 240] [--keep-logs DIR]
 
 Runs a stack of its own (Redis on a free port, Cassandra on 127.0.0.51, JMX 7599) and the processes
 a deployment runs on that path: the API (gunicorn), an ingest worker, a profile worker and beat, all
@@ -11,7 +11,10 @@ times a second a user of that population sends one event stamped now; from the A
 - ingested: the event is in the user's timeline (/v1/users/<id>/events): the baseline, what
   ingestion alone takes in the same run;
 - fresh: /v1/profiles:batchGet answers a ``last_seen`` that includes the event (target p99 <= 5 s).
-Prints one JSON document (progress on stderr): p50/p90/p99/max of both, the floor the settings put
+Probes start once the load has run ``--warmup`` seconds and Cassandra's JIT compiler has settled
+(under 5% of a core over 10 s, or ``--warmup-max`` seconds in all): a node just started compiles
+for a minute or two under a new load, taking most of a core on this 2-core machine, and freshness
+measured then is the node's start, not the steady state. Prints one JSON document (progress on stderr): p50/p90/p99/max of both, the floor the settings put
 under freshness (a quiet user is claimed once the debounce has passed, by the next sweep), the load
 achieved, and the probes never seen (lost: must be 0).
 """
@@ -31,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
-from common import bench_settings, child_env
+from common import bench_settings, child_env, jit_seconds
 from loadgen import latency
 
 from retain.profiles.dirty import DirtyUsers
@@ -43,6 +46,7 @@ from retain.tenancy.registry import TenantRegistry
 
 from tests.harness import retain_process, start_api, start_worker
 
+JIT_WINDOW, JIT_SETTLED = 10.0, 0.05  # seconds, cores
 LOST_AFTER = 30.0  # seconds after which a probe not yet visible counts as lost
 POLL_SECONDS = 0.02
 
@@ -87,9 +91,11 @@ class Probe:
         self.fresh: float | None = None
 
 
-def probe_loop(url: str, keys: dict, users: int, per_second: float, seconds: float) -> list[Probe]:
-    """Send probes for ``seconds`` and watch each until its profile shows it (or it counts as lost)."""
+def probe_loop(url: str, keys: dict, users: int, per_second: float, seconds: float) -> tuple[list[Probe], dict]:
+    """Send probes for ``seconds`` and watch each until its profile shows it (or it counts as lost);
+    also returns how many requests the watching made (timeline reads, batchGets) per second."""
     write, read = requests.Session(), requests.Session()
+    reads = {"timeline": 0, "batch_get": 0}
     write.auth, read.auth = (keys["write"], ""), (keys["read"], "")
     probes: list[Probe] = []
     watching: dict[str, Probe] = {}  # one probe per user at a time: its last_seen tells them apart
@@ -107,12 +113,14 @@ def probe_loop(url: str, keys: dict, users: int, per_second: float, seconds: flo
             next_probe += 1 / per_second
         for probe in [p for p in watching.values() if p.ingested is None]:
             events = read.get(f"{url}/v1/users/{probe.user}/events", params={"limit": 5}, timeout=30).json()["events"]
+            reads["timeline"] += 1
             if any(_instant(e["timestamp"]) >= probe.at for e in events):
                 probe.ingested = time.monotonic()
         pending = [p for p in watching.values() if p.ingested is not None]
         if pending:
             found = read.post(f"{url}/v1/profiles:batchGet", json={"ids": [p.user for p in pending],
                                                                    "fields": ["last_seen"]}, timeout=30).json()
+            reads["batch_get"] += 1
             for probe in pending:
                 seen = found["profiles"].get(probe.user, {}).get("last_seen")
                 if seen is not None and _instant(seen) >= probe.at:
@@ -121,7 +129,26 @@ def probe_loop(url: str, keys: dict, users: int, per_second: float, seconds: flo
         for user in [u for u, p in watching.items() if time.monotonic() - p.accepted > LOST_AFTER]:
             del watching[user]
         time.sleep(POLL_SECONDS)
-    return probes
+    elapsed = time.monotonic() - started
+    return probes, {name: round(count / elapsed, 1) for name, count in reads.items()}
+
+
+def warm_up(cassandra_pid: int, least: float, most: float) -> dict:
+    """Wait, under the load, ``least`` seconds, then until Cassandra's JIT compiler used less than
+    JIT_SETTLED of a core over JIT_WINDOW (``most`` seconds in all at most)."""
+    started = time.monotonic()
+    time.sleep(least)
+    share, before = None, jit_seconds(cassandra_pid)
+    while time.monotonic() - started < most:
+        time.sleep(JIT_WINDOW)
+        after = jit_seconds(cassandra_pid)
+        share, before = (after - before) / JIT_WINDOW, after
+        log(f"warm-up: Cassandra's JIT compiler used {share:.2f} of a core over the last {JIT_WINDOW:.0f} s")
+        if share < JIT_SETTLED:
+            break
+    return {"seconds": round(time.monotonic() - started, 1),
+            "cassandra_jit_cores_last_window": None if share is None else round(share, 3),
+            "jit_settled": share is not None and share < JIT_SETTLED}
 
 
 def _instant(value: str | int) -> datetime:
@@ -143,7 +170,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20000, help="population the events are spread over")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long probes are sent")
     parser.add_argument("--probes", type=float, default=4.0, help="probe events per second")
-    parser.add_argument("--warmup", type=float, default=15.0, help="seconds of load before the first probe")
+    parser.add_argument("--warmup", type=float, default=15.0, help="least seconds of load before the first probe")
+    parser.add_argument("--warmup-max", type=float, default=240.0,
+                        help="most seconds of load before the first probe, waiting for Cassandra's JIT to settle")
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs here before cleaning up")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="retain-bench-freshness-"))
@@ -162,13 +191,13 @@ def main() -> None:
         procs.append(beat)
         api, url = start_api(settings, "bench-api")
         procs.append(api)
-        log(f"load: {args.rate:.0f} events/s over {args.users} users; {args.warmup:.0f} s of warm-up")
+        log(f"load: {args.rate:.0f} events/s over {args.users} users; at least {args.warmup:.0f} s of warm-up")
         load = Load(url, keys["write"], args.users, args.rate)
         load.start()
-        time.sleep(args.warmup)
+        warm = warm_up(stack.nodes[0].process.pid(), args.warmup, args.warmup_max)
         sent_before, load_started = load.sent, time.monotonic()
         log(f"probes: {args.probes:g}/s for {args.seconds:.0f} s")
-        probes = probe_loop(url, keys, args.users, args.probes, args.seconds)
+        probes, watching = probe_loop(url, keys, args.users, args.probes, args.seconds)
         load_rate = (load.sent - sent_before) / (time.monotonic() - load_started)
         # Whether the rebuilds kept up: a backlog would grow with the run's length.
         backlog = DirtyUsers(redis_client(settings), settings.redis_prefix).pending(tenant.tenant_id)
@@ -190,7 +219,9 @@ def main() -> None:
                  "errors": load.errors},
         "settings": {"debounce_s": settings.profile_debounce_seconds, "sweep_s": settings.profile_sweep_seconds,
                      "max_delay_s": settings.profile_max_delay_seconds, "batch_size": settings.profile_batch_size},
+        "warm_up": warm,
         "probes": len(probes),
+        "watching_requests_per_s": watching,
         "backlog_at_end": backlog,
         "lost": sum(1 for p in probes if p.fresh is None),
         "baseline_ingested": ingested,
