@@ -14,7 +14,8 @@ times a second a user of that population sends one event stamped now; from the A
 Probes start once the load has run ``--warmup`` seconds and Cassandra's JIT compiler has settled
 (under 5% of a core over 10 s, or ``--warmup-max`` seconds in all): a node just started compiles
 for a minute or two under a new load, taking most of a core on this 2-core machine, and freshness
-measured then is the node's start, not the steady state. Prints one JSON document (progress on stderr): p50/p90/p99/max of both, the floor the settings put
+measured then is the node's start, not the steady state.
+Prints one JSON document (progress on stderr): p50/p90/p99/max of both, the floor the settings put
 under freshness (a quiet user is claimed once the debounce has passed, by the next sweep), the load
 achieved, and the probes never seen (lost: must be 0).
 """
