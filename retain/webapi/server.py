@@ -15,6 +15,7 @@ from retain.logs import gunicorn_logger_class
 from retain.metrics.http import child_exit, prepare_server
 from retain.webapi.app import create_app
 from retain.webapi.board import BoardMember, ConnectionBoard, pre_fork, worker_exited
+from retain.webapi.worker import EpollThreadWorker
 
 
 WORKER_CLASSES = {"epoll": "retain.webapi.worker.EpollThreadWorker",
@@ -37,6 +38,7 @@ class APIServer(BaseApplication):
         # Room for workers added at run time (TTIN) too.
         BoardMember.board = None if self.settings.api_reuse_port else ConnectionBoard(2 * processes)
         self.cfg.set("worker_class", WORKER_CLASSES[self.settings.api_worker])
+        EpollThreadWorker.plain_get = self.settings.api_plain_get  # read after the fork, as the board
         self.cfg.set("pre_fork", pre_fork)
         self.cfg.set("timeout", self.settings.api_timeout)
         self.cfg.set("graceful_timeout", 20)

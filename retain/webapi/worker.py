@@ -15,7 +15,8 @@ connections; it finishes its request, then follows. The connection is registered
 ``EPOLLONESHOT``, so no second thread is woken for it, and only the thread holding it ever closes
 it (a file descriptor is never closed under a thread about to use it).
 
-The HTTP parts are gunicorn's own (``TConn``, ``handle``, ``handle_request``); this worker only
+The HTTP parts are gunicorn's own (``TConn``, ``handle``, ``handle_request``), except for plain
+GETs, which retain.webapi.plainget parses and answers (``RETAIN_API_PLAIN_GET``); this worker
 replaces gthread's loop and pool. The main thread keeps the heartbeat and the connection board
 (retain.webapi.board), and ends kept-alive connections idle past their time by shutting their read
 side: that wakes the connection's thread, which reads the end and closes it.
@@ -37,6 +38,7 @@ from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, STOP_KEEPALIVE
 
 from retain.handover import before_waiting, on_waiting
 from retain.webapi.board import BoardMember
+from retain.webapi.plainget import PlainServer
 
 ONESHOT = select.EPOLLIN | select.EPOLLONESHOT
 TURN_SECONDS = 1.0  # the main thread's turn: heartbeat, board, expiries
@@ -85,8 +87,11 @@ class ClientSocket(socket.socket):
 class EpollThreadWorker(BoardMember, ThreadWorker):
     """See the module's docstring; ``threads`` threads, ``worker_connections`` connections at most."""
 
+    plain_get = True  # plain GETs past gunicorn's parser (retain.webapi.plainget); set by the server
+
     def init_process(self) -> None:
         self.epoll = select.epoll()
+        self.plain = PlainServer(self) if self.plain_get else None
         self.lead = threading.Lock()  # held by the thread waiting on the epoll and serving
         self.local = threading.local()  # .leading: whether this thread holds the lead
         self.conns: dict[int, TConn] = {}
@@ -279,11 +284,12 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
         """Serve the requests waiting on ``conn``, then re-arm it or close it."""
         conn.timeout = None  # busy: not the main thread's to expire
         conn.data_ready = True  # epoll said so (gthread would otherwise wait for data first)
-        keep = self.handle(conn)
+        serve = self.plain.handle if self.plain else self.handle
+        keep = serve(conn)
         # A body drain or a pipelining client can leave whole requests in the parser's buffer,
         # where epoll cannot see them.
         while keep is True and conn.parser.unreader.buf.getvalue():
-            keep = self.handle(conn)
+            keep = serve(conn)
         if keep is not True:
             self.close(fd, conn, graceful=True)
             return
