@@ -52,8 +52,14 @@ class PlainGet:
         return self.headers.get("CONNECTION", "").lower() == "close"
 
 
-def parse(data: bytes, cfg: Any) -> PlainGet | None:
-    """The plain GET or HEAD at the start of ``data``, or None: gunicorn's then."""
+def declined_headers(cfg: Any) -> frozenset[str]:
+    """The header names that leave a request to gunicorn under ``cfg`` (its scheme headers too)."""
+    return DECLINED | {name.upper() for name in cfg.secure_scheme_headers}
+
+
+def parse(data: bytes, cfg: Any, declined: frozenset[str] | None = None) -> PlainGet | None:
+    """The plain GET or HEAD at the start of ``data``, or None: gunicorn's then. ``declined``:
+    ``declined_headers(cfg)``, computed once by a caller that parses many requests."""
     end = data.find(HEAD_END)
     if end < 0 or not data.startswith((b"GET ", b"HEAD ")):
         return None
@@ -71,14 +77,14 @@ def parse(data: bytes, cfg: Any) -> PlainGet | None:
     if not target.startswith("/") or target.startswith("//") or not target.isprintable() or "#" in target:
         return None
     headers: dict[str, str] = {}
-    scheme_headers = {name.upper() for name in cfg.secure_scheme_headers}
+    declined = declined if declined is not None else declined_headers(cfg)
     for line in fields:
         name, colon, value = line.partition(":")
         too_long = cfg.limit_request_field_size and len(line) > cfg.limit_request_field_size
         if not colon or too_long or not TOKEN_RE.fullmatch(name) or "_" in name:
             return None
         name, value = name.upper(), value.strip(" \t")
-        if (name in headers or name in DECLINED or name in scheme_headers or name.startswith(DECLINED_PREFIXES)
+        if (name in headers or name in declined or name.startswith(DECLINED_PREFIXES)
                 or not value.isprintable()):
             return None
         headers[name] = value
@@ -140,6 +146,7 @@ class PlainServer:
         self.base = {**base_environ(worker.cfg), "wsgi.multithread": True}
         self.script_name = os.environ.get("SCRIPT_NAME", "")  # as gunicorn reads it
         self.second, self.date = 0, ""
+        self.declined = declined_headers(worker.cfg)
 
     def http_date(self) -> str:
         now = int(time.time())
@@ -159,7 +166,7 @@ class PlainServer:
             return False  # reset, or stalled: gunicorn's handle would close it too
         # TCP only: gunicorn's own environ handles Unix sockets (no ports) and TLS.
         tcp = isinstance(conn.client, tuple) and isinstance(conn.server, tuple) and not worker.cfg.is_ssl
-        request = parse(data, worker.cfg) if data and tcp else None
+        request = parse(data, worker.cfg, self.declined) if data and tcp else None
         if request is None:
             if not data:
                 return False  # the client closed its side
