@@ -129,7 +129,7 @@ class Settings(BaseModel):
     dedupe_ttl_seconds: int = Field(7 * 86400, gt=0, description="How long a message id is remembered to drop duplicates and retries.")
     ingest_redeliver_after_seconds: int = Field(900, gt=0, description="Re-send an accepted batch no worker has finished after this long (covers a message the broker lost in a crash; duplicates are dropped).")
     deadletter_ttl_days: int = Field(30, gt=0, description="How long dead-letter records (rejected events with their reason) are kept.")
-    key_cache_seconds: float = Field(30.0, ge=0, description="How long the API caches a key's tenant; a revoked key stops working within this time.")
+    key_cache_seconds: float = Field(30.0, ge=0, description="How long the API caches a key's tenant; a revoked key stops working within this time (plus the one registry read that notices: meanwhile the process's other requests use the entry).")
     counters_ttl_days: int = Field(400, gt=0, description="How long per-day real-time counters are kept in Redis.")
 
     # --- lake --------------------------------------------------------------------------------

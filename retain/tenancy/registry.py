@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -128,25 +127,6 @@ class TenantRegistry:
             return None
         row = self.store.read("SELECT tenant_id, kind FROM api_keys WHERE key_hash = ?", (hash_key(key),)).one()
         return KeyOwner(row.tenant_id, row.kind) if row else None
-
-
-class KeyCache:
-    """Key → owner, cached in-process so the ingestion hot path does not query Cassandra per request."""
-
-    def __init__(self, registry: TenantRegistry, ttl: float, negative_ttl: float = 5.0) -> None:
-        self.registry, self.ttl, self.negative_ttl = registry, ttl, negative_ttl
-        self._cache: dict[str, tuple[float, KeyOwner | None]] = {}
-
-    def owner(self, key: str) -> KeyOwner | None:
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
-        owner = self.registry.owner(key)
-        if len(self._cache) > 10000:
-            self._cache.clear()
-        self._cache[key] = (now + (self.ttl if owner else self.negative_ttl), owner)
-        return owner
 
 
 def load_config(settings: Settings, tenant_id: str) -> TenantConfig:

@@ -11,7 +11,8 @@ from retain.metrics.http import instrument
 from retain.profiles.nearcache import NearCache
 from retain.store.cassandra import CassandraStore
 from retain.store.redis import redis_client
-from retain.tenancy.registry import KeyCache, TenantRegistry
+from retain.tenancy.keycache import KeyCache
+from retain.tenancy.registry import TenantRegistry
 from retain.profiles.cache import ProfileCache
 from retain.profiles.reader import ProfileReader
 from retain.webapi import analytics, errors, health, ingest, jobs, models, openapi, profiles, timeline
