@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,27 @@ def jit_seconds(pid: int) -> float:
     just started spends a core for a minute or two compiling (measured: two thirds of one, falling
     to a twentieth after about 100 s): its start, not the steady state a bench means."""
     return _schedstat(pid, 0, "CompilerThre")  # "C2 CompilerThread0", cut to 15 characters
+
+
+JIT_WINDOW, JIT_SETTLED = 10.0, 0.05  # seconds, cores
+
+
+def settle_jit(cassandra_pid: int, least: float, most: float, log: Callable[[str], None]) -> dict:
+    """Wait ``least`` seconds, then until Cassandra's JIT compiler used less than JIT_SETTLED of a
+    core over JIT_WINDOW (``most`` seconds in all at most); what it took."""
+    started = time.monotonic()
+    time.sleep(least)
+    share, before = None, jit_seconds(cassandra_pid)
+    while time.monotonic() - started < most:
+        time.sleep(JIT_WINDOW)
+        after = jit_seconds(cassandra_pid)
+        share, before = (after - before) / JIT_WINDOW, after
+        log(f"Cassandra's JIT compiler used {share:.2f} of a core over the last {JIT_WINDOW:.0f} s")
+        if share < JIT_SETTLED:
+            break
+    return {"seconds": round(time.monotonic() - started, 1),
+            "cassandra_jit_cores_last_window": None if share is None else round(share, 3),
+            "jit_settled": share is not None and share < JIT_SETTLED}
 
 
 def peak_rss_mb(pid: int | str) -> float:

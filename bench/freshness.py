@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
-from common import bench_settings, child_env, jit_seconds
+from common import bench_settings, child_env, settle_jit
 from loadgen import latency
 
 from retain.profiles.dirty import DirtyUsers
@@ -47,7 +47,6 @@ from retain.tenancy.registry import TenantRegistry
 
 from tests.harness import retain_process, start_api, start_worker
 
-JIT_WINDOW, JIT_SETTLED = 10.0, 0.05  # seconds, cores
 LOST_AFTER = 30.0  # seconds after which a probe not yet visible counts as lost
 POLL_SECONDS = 0.02
 
@@ -134,24 +133,6 @@ def probe_loop(url: str, keys: dict, users: int, per_second: float, seconds: flo
     return probes, {name: round(count / elapsed, 1) for name, count in reads.items()}
 
 
-def warm_up(cassandra_pid: int, least: float, most: float) -> dict:
-    """Wait, under the load, ``least`` seconds, then until Cassandra's JIT compiler used less than
-    JIT_SETTLED of a core over JIT_WINDOW (``most`` seconds in all at most)."""
-    started = time.monotonic()
-    time.sleep(least)
-    share, before = None, jit_seconds(cassandra_pid)
-    while time.monotonic() - started < most:
-        time.sleep(JIT_WINDOW)
-        after = jit_seconds(cassandra_pid)
-        share, before = (after - before) / JIT_WINDOW, after
-        log(f"warm-up: Cassandra's JIT compiler used {share:.2f} of a core over the last {JIT_WINDOW:.0f} s")
-        if share < JIT_SETTLED:
-            break
-    return {"seconds": round(time.monotonic() - started, 1),
-            "cassandra_jit_cores_last_window": None if share is None else round(share, 3),
-            "jit_settled": share is not None and share < JIT_SETTLED}
-
-
 def _instant(value: str | int) -> datetime:
     """A stored event's time (ms since the epoch) or a profile's (ISO 8601)."""
     if isinstance(value, int):
@@ -195,7 +176,7 @@ def main() -> None:
         log(f"load: {args.rate:.0f} events/s over {args.users} users; at least {args.warmup:.0f} s of warm-up")
         load = Load(url, keys["write"], args.users, args.rate)
         load.start()
-        warm = warm_up(stack.nodes[0].process.pid(), args.warmup, args.warmup_max)
+        warm = settle_jit(stack.nodes[0].process.pid(), args.warmup, args.warmup_max, lambda m: log(f"warm-up: {m}"))
         sent_before, load_started = load.sent, time.monotonic()
         log(f"probes: {args.probes:g}/s for {args.seconds:.0f} s")
         probes, watching = probe_loop(url, keys, args.users, args.probes, args.seconds)
