@@ -22,12 +22,12 @@ Prints one JSON document (progress on stderr):
   round); each once: cache hits through Redis, misses of users whose profile is only in Cassandra,
   unknown users (negative lookups); batchGet of 100 ids; then, once Cassandra's JIT compiler is idle
   again (the misses just made it compile: ``open_loop_cassandra_jit_wait``), an open loop at half
-  the cache-hit peak, latency counted from each request's scheduled send time (no coordinated omission), driven by
-  bench/openloop.c when the machine has a C compiler (it costs the shared cores a fraction of what
-  the Python client does; the Python client otherwise), in five
-  rounds alternating with /healthz at the same rate; the round with the median p99 counts, and each
-  round says how often the host woke a sleeping process over 5 ms late meanwhile and how much CPU
-  the hypervisor gave to other guests (steal): a stalled machine, not the code. Targets: cache hits
+  the cache-hit peak, latency counted from each request's scheduled send time (no coordinated
+  omission), driven by bench/openloop.c when the machine has a C compiler (it costs the shared cores
+  a fraction of what the Python client does; the Python client otherwise), in five rounds
+  alternating with /healthz at the same rate; the round with the median p99 counts, and each round
+  says how often the host woke a sleeping process over 5 ms late meanwhile and how much CPU the
+  hypervisor gave to other guests (steal): a stalled machine, not the code. Targets: cache hits
   >= 80% of /healthz, open-loop p99 <= 5 ms;
 - redis_get: a raw redis-py GET loop (no pipelining) in one process: the floor under any cached lookup;
 - cpu_cores of each phase: what the API (each process), Redis, Cassandra, the load generator and the
@@ -295,7 +295,7 @@ def lookups(url: str, read_key: str, hit_ids: list[str], redis_ids: list[str], m
     rate = max(r["rps"] for r in closed["cache_hit"].values() if r) / 2
     # A cache hit does not touch Cassandra, but the node sharing this machine was still compiling
     # what the misses had just run (perf: its JIT took a third to a half of a core through the
-    # first rounds, and every large stall of the lookups fell in its bursts): a node in service
+    # first rounds, and the largest stalls of the lookups fell in its bursts): a node in service
     # has long compiled its read path. So the open loop starts once the compiler is idle.
     jit = settle_jit(servers["cassandra"]()[0], 0, 240, lambda m: log(f"before the open loop: {m}"))
     log(f"open loop: cache hits at {rate:.0f}/s (half the peak), then /healthz at the same rate, {ROUNDS} rounds")

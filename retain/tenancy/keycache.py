@@ -4,7 +4,7 @@ Every request carries a key, so finding its owner must be a dictionary read. An 
 ``RETAIN_KEY_CACHE_SECONDS``; when it is past its time, one request reads it again while the
 process's other requests go on using it. Before, every request that arrived during that read read
 it too, each waiting on Cassandra: every 30 s each API process stalled all its lookups of that key
-(a lookup bench saw about 150 requests late by up to 50 ms at such a moment). So a revoked key
+(a lookup bench saw 150 to 200 requests late by up to 65 ms at such a moment). So a revoked key
 stops working within the TTL plus the time of the one read that notices, and an entry is used past
 its time only while that read is under way, at most one TTL longer (should the read hang).
 
