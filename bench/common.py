@@ -114,8 +114,9 @@ def jit_seconds(pid: int) -> float:
 JIT_WINDOW, JIT_SETTLED = 10.0, 0.05  # seconds, cores
 
 
-def settle_jit(cassandra_pid: int, least: float, most: float, log: Callable[[str], None]) -> dict:
-    """Wait ``least`` seconds, then until Cassandra's JIT compiler used less than JIT_SETTLED of a
+def settle_jit(cassandra_pid: int, least: float, most: float, log: Callable[[str], None],
+               settled: float = JIT_SETTLED) -> dict:
+    """Wait ``least`` seconds, then until Cassandra's JIT compiler used less than ``settled`` of a
     core over JIT_WINDOW (``most`` seconds in all at most); what it took."""
     started = time.monotonic()
     time.sleep(least)
@@ -125,11 +126,11 @@ def settle_jit(cassandra_pid: int, least: float, most: float, log: Callable[[str
         after = jit_seconds(cassandra_pid)
         share, before = (after - before) / JIT_WINDOW, after
         log(f"Cassandra's JIT compiler used {share:.2f} of a core over the last {JIT_WINDOW:.0f} s")
-        if share < JIT_SETTLED:
+        if share < settled:
             break
     return {"seconds": round(time.monotonic() - started, 1),
             "cassandra_jit_cores_last_window": None if share is None else round(share, 3),
-            "jit_settled": share is not None and share < JIT_SETTLED}
+            "jit_settled": share is not None and share < settled}
 
 
 def peak_rss_mb(pid: int | str) -> float:

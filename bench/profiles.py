@@ -296,8 +296,9 @@ def lookups(url: str, read_key: str, hit_ids: list[str], redis_ids: list[str], m
     # A cache hit does not touch Cassandra, but the node sharing this machine was still compiling
     # what the misses had just run (perf: its JIT took a third to a half of a core through the
     # first rounds, and the largest stalls of the lookups fell in its bursts): a node in service
-    # has long compiled its read path. So the open loop starts once the compiler is idle.
-    jit = settle_jit(servers["cassandra"]()[0], 0, 240, lambda m: log(f"before the open loop: {m}"))
+    # has long compiled its read path. So the open loop starts once the compiler is idle: under 1%
+    # of a core (3% still let bursts of a third of a core through in the rounds).
+    jit = settle_jit(servers["cassandra"]()[0], 0, 240, lambda m: log(f"before the open loop: {m}"), settled=0.01)
     log(f"open loop: cache hits at {rate:.0f}/s (half the peak), then /healthz at the same rate, {ROUNDS} rounds")
     # The same schedule on /healthz: what gunicorn, Flask and this machine's scheduling add to the tail.
     # Rounds alternate, and the median round counts: a burst of other jobs on the shared machine
