@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gunicorn import SERVER, util
-from gunicorn.http.wsgi import base_environ
 from gunicorn.http.message import TOKEN_RE
-from gunicorn.http.wsgi import HEADER_VALUE_RE
+from gunicorn.http.wsgi import HEADER_VALUE_RE, base_environ
 from gunicorn.util import is_hoppish, unquote_to_wsgi_str
 
 HEAD_END = b"\r\n\r\n"
@@ -159,6 +158,8 @@ class PlainServer:
         worker = self.worker
         conn.sock.setblocking(True)  # as gthread's handle: reads wait (up to the socket's timeout)
         conn.init()
+        if conn.is_http2:
+            return worker.handle(conn)  # HTTP/2 with prior knowledge: its parser has no HTTP/1 bytes
         unreader = conn.parser.unreader
         try:
             data = unreader.read()
