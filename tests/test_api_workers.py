@@ -196,7 +196,8 @@ def test_a_stalled_client_holds_one_thread_for_a_while_only(one_worker_api) -> N
         assert _closed_by_server(stalled), "a client stalled halfway through a request kept its connection"
 
 
-def test_a_stopping_worker_answers_the_request_it_is_reading(one_worker_api, tenant) -> None:
+@pytest.mark.parametrize("stop", ["SIGTERM to the worker", "kill -9 of the master"])
+def test_a_stopping_worker_answers_the_request_it_is_reading(one_worker_api, tenant, stop) -> None:
     proc, port = one_worker_api
     worker, = poll(lambda: children(proc.pid()), 60, "gunicorn runs its worker")
     body = b'{"kind": "backfill"}'
@@ -205,7 +206,10 @@ def test_a_stopping_worker_answers_the_request_it_is_reading(one_worker_api, ten
         sock.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: test\r\nAuthorization: Basic %s\r\n"
                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                      % (key, len(body), body[:5]))
-        os.kill(worker, signal.SIGTERM)
+        if stop.startswith("SIGTERM"):
+            os.kill(worker, signal.SIGTERM)
+        else:
+            os.kill(proc.pid(), signal.SIGKILL)  # the worker notices its parent is gone, and stops
         # The stop has begun once the worker ends its idle connections (after a short linger).
         assert _closed_by_server(idle), "the stopping worker kept an idle connection open"
         sock.sendall(body[5:])
@@ -213,4 +217,7 @@ def test_a_stopping_worker_answers_the_request_it_is_reading(one_worker_api, ten
         assert head.startswith(b"HTTP/1.1 202"), head  # the job was taken, not dropped
         assert _closed_by_server(sock), "the stopping worker kept the connection open after answering"
     poll(lambda: not os.path.exists(f"/proc/{worker}"), 60, f"the stopped worker {worker} exits")
-    poll(lambda: children(proc.pid()) - {worker}, 60, "gunicorn starts a new worker")
+    if stop.startswith("SIGTERM"):
+        poll(lambda: children(proc.pid()) - {worker}, 60, "gunicorn starts a new worker")
+    else:
+        assert "Exception in worker process" not in proc.log_tail(40), proc.log_tail(40)

@@ -160,7 +160,11 @@ class EpollThreadWorker(BoardMember, ThreadWorker):
     def stop(self, threads: list[threading.Thread]) -> None:
         """Stop accepting, answer what is in flight, close kept-alive connections within the linger
         (a request arriving meanwhile is answered with "Connection: close"), then end the threads."""
+        # Also when the loop ended because the master died (alive is still True then): turn() must
+        # neither re-arm a listener nor tell the peers this worker takes connections.
+        self.alive = False
         self.accepting = False
+        self.parked.clear()
         for fd in self.listeners:
             try:
                 self.epoll.unregister(fd)
