@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 
@@ -41,9 +42,32 @@ def demo_settings(stack, settings, tmp_path_factory):
     return own
 
 
+def _finish(demo: subprocess.Popen, settings, log_path, timeout: float) -> str:
+    """The demo's stdout once it ends. One still running after ``timeout`` s is interrupted (so it
+    stops its processes) and the test fails with where it was: its progress and its processes' logs.
+    Under pytest-timeout's 600 s, which would say only that the test waited."""
+    try:
+        return demo.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.communicate()
+        logs = "".join(f"\n--- {name}:\n{ManagedProcess.under(settings.home, name).log_tail(15)}"
+                       for name in _names(settings))
+        pytest.fail(f"the demo was still running after {timeout:.0f} s; its progress:\n"
+                    f"{log_path.read_text()[-3000:]}\nits processes' logs:{logs}")
+
+
+def _names(settings) -> list[str]:
+    """The demo's processes and its profile fleet's (the demo caps the fleet at 2; 4 to be sure)."""
+    return [role.name for role in roles(settings)] + [f"fleet-profiles-{i}" for i in range(4)]
+
+
 def _leftovers(settings) -> list[str]:
-    names = [role.name for role in roles(settings)] + [f"fleet-profiles-{i}" for i in range(4)]
-    return [name for name in names if ManagedProcess.under(settings.home, name).is_running()]
+    return [name for name in _names(settings) if ManagedProcess.under(settings.home, name).is_running()]
 
 
 @pytest.mark.parametrize("victim, label", [("demo-worker", "ingest worker"), ("demo-beat", "beat"),
@@ -54,7 +78,7 @@ def test_a_killed_process_ends_the_demo_with_its_name(demo_settings, tmp_path, v
         pid = ManagedProcess.under(demo_settings.home, victim).pid()
         assert pid, f"{victim} is not running"
         os.kill(pid, signal.SIGKILL)
-        demo.wait(300)
+        _finish(demo, demo_settings, log_path, 300)
     err = log_path.read_text()
     assert demo.returncode != 0, f"the demo went on after {victim} was killed:\n{err[-2000:]}"
     assert f"the {label} ({victim})" in err, f"the error does not name {victim}:\n{err[-2000:]}"
@@ -65,11 +89,7 @@ def test_a_rerun_after_stack_up_completes(demo_settings, tmp_path) -> None:
     run_cli(demo_settings, "stack", "up", "--dcs", "2")
     began = time.monotonic()
     demo = start_demo(demo_settings, tmp_path / "demo.err", "--exit", "--json", *SMALL)
-    try:
-        out, _ = demo.communicate(timeout=900)
-    finally:
-        if demo.poll() is None:
-            demo.kill()
+    out = _finish(demo, demo_settings, tmp_path / "demo.err", 420)
     err = (tmp_path / "demo.err").read_text()
     assert demo.returncode == 0, f"the demo failed after {time.monotonic() - began:.0f} s:\n{err[-4000:]}"
     summary = json.loads(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,10 @@ def sample_users(out_dir: Path, count: int) -> list[str]:
     return chosen
 
 
-def send_all(api_url: str, jobs: list[tuple[str, list[Path], str]], on_batch: Callable[[str, int], None]) -> dict:
-    """Send each tenant's files in its own thread (the API serves both at once); returns reports by tenant."""
+def send_all(api_url: str, jobs: list[tuple[str, list[Path], str]], on_batch: Callable[[str, int], None],
+             before_retry: Callable[[], None] = lambda: None) -> dict:
+    """Send each tenant's files in its own thread (the API serves both at once); returns reports by
+    tenant. ``before_retry`` runs before each retry's wait and may raise to give up at once."""
     reports: dict[str, dict] = {}
     errors: list[BaseException] = []
 
@@ -74,7 +77,8 @@ def send_all(api_url: str, jobs: list[tuple[str, list[Path], str]], on_batch: Ca
         try:
             # A short retry deadline: an API that stays down is a failure the demo reports, not waits out.
             report = send_files(files, api_url, key, batch_size=500, retry_deadline=30,
-                                progress=lambda result: on_batch(name, _accepted(result)))
+                                progress=lambda result: on_batch(name, _accepted(result)),
+                                sleep=lambda seconds: (before_retry(), time.sleep(seconds)))
             reports[name] = report.to_dict()
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)

@@ -55,5 +55,9 @@ class Journal:
     def touch(self, batch_id: str) -> None:
         self.client.zadd(self.due, {batch_id: time.time()}, xx=True)
 
-    def pending(self) -> int:
-        return int(self.client.hlen(self.entries))
+    def pending(self, since: float | None = None) -> int:
+        """Batches not yet processed; with ``since`` (a time.time()), only those recorded or re-sent
+        since then."""
+        if since is None:
+            return int(self.client.hlen(self.entries))
+        return int(self.client.zcount(self.due, since, "+inf"))
