@@ -14,7 +14,10 @@ def tenant(tenant_id: str, cutoff: str | None = None, holdout_days: int = 30) ->
     from retain.spark.train import run_training
 
     day = date.fromisoformat(cutoff) if cutoff else None
-    return run_training(resources.settings(), str(tenant_id), day, int(holdout_days)).to_dict()
+    config = _config(str(tenant_id))
+    with resources.spark_jobs(f"train-{tenant_id}") as spark:
+        return run_training(resources.settings(), str(tenant_id), day, int(holdout_days), spark=spark,
+                            config=config).to_dict()
 
 
 @app.task(name="train.score")
@@ -25,7 +28,17 @@ def score(tenant_id: str, as_of: str | None = None) -> dict:
     moment = datetime.fromisoformat(as_of) if as_of else None
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return run_scoring(resources.settings(), str(tenant_id), as_of=moment).to_dict()
+    config = _config(str(tenant_id))
+    with resources.spark_jobs(f"score-{tenant_id}") as spark:
+        return run_scoring(resources.settings(), str(tenant_id), spark=spark, as_of=moment, config=config).to_dict()
+
+
+def _config(tenant_id: str):
+    """The tenant's configuration, read before the process's Spark session is asked for: an unknown
+    tenant fails without starting one."""
+    from retain.tenancy.registry import TenantRegistry
+
+    return TenantRegistry(resources.cassandra()).get(tenant_id).config
 
 
 @app.task(name="train.nightly")

@@ -1,6 +1,11 @@
-"""Per-process connections a task uses: made on first use, dropped after a fork."""
+"""Per-process connections and the Spark session a task uses: made on first use, dropped after a fork."""
 
 from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -12,6 +17,7 @@ _redis: redis.Redis | None = None
 _cassandra: CassandraStore | None = None
 _ingestor = None
 _rebuilder = None
+_spark = None
 
 
 def settings() -> Settings:
@@ -57,6 +63,42 @@ def rebuilder():
     return _rebuilder
 
 
+def spark():
+    """The process's Spark session, started by its first training or scoring task and kept for the
+    next: a new one costs every task a JVM start and a cold JIT, about half of a small tenant's
+    training time. One that has stopped (its JVM died) is replaced."""
+    global _spark
+    if _spark is None or not _running(_spark):
+        from retain.spark.session import spark_session
+
+        _spark = spark_session(settings(), "retain-worker")
+    return _spark
+
+
+@contextmanager
+def spark_jobs(name: str) -> Iterator[Any]:
+    """The process's Spark session for one task, its jobs in a group of their own: a task cut short
+    (time limit, error) cancels what it left running instead of handing it to the next task."""
+    session = spark()
+    group = f"{name}-{uuid.uuid4().hex[:8]}"
+    session.sparkContext.setJobGroup(group, name)
+    try:
+        yield session
+    except BaseException:
+        if _running(session):
+            session.sparkContext.cancelJobGroup(group)
+        raise
+
+
+def _running(session) -> bool:
+    from py4j.protocol import Py4JError
+
+    try:
+        return not session.sparkContext._jsc.sc().isStopped()
+    except (Py4JError, AttributeError):  # the JVM is gone, or the context was stopped from Python
+        return False
+
+
 def profile_cache():
     from retain.profiles.cache import ProfileCache
 
@@ -82,15 +124,19 @@ def request_lake_flush_if_due(ing) -> None:
 
 def reset() -> None:
     """Forget connections inherited from a parent process (a forked pool child must not use them)."""
-    global _redis, _cassandra, _ingestor, _rebuilder
+    global _redis, _cassandra, _ingestor, _rebuilder, _spark
+    _spark = None
     _redis = None
     _cassandra = None
     _ingestor = None
     _rebuilder = None
-_rebuilder = None
 
 
 def close() -> None:
+    global _spark
     if _cassandra is not None:
         _cassandra.close()
+    if _spark is not None and _running(_spark):
+        _spark.stop()
+    _spark = None
     reset()
