@@ -6,18 +6,24 @@ import json
 import uuid
 from datetime import datetime, timezone
 
+from retain.tenancy.config import TenantConfig
 from tests.harness import run_cli as retain
 from tests.lake_helpers import generated_lake
+
+# Events that name no content item: the content model (ALS, about 40% of a cold run's time) is fitted
+# by test_content, test_train, the task below and spark-submit; here a tenant without a catalogue.
+NO_CONTENT = TenantConfig(content_id_properties=[])
 
 
 def test_train_then_list_show_and_rollback(settings, schema, tenant, data_redis, test_settings, tmp_path) -> None:
     own = test_settings.replace(lake_url=f"file://{tmp_path}/lake", model_store_url=f"file://{tmp_path}/models",
                                 spark_master="local[2]", spark_shuffle_partitions=4)
     generated_lake(data_redis, own, tenant["id"], tmp_path / "gen", users=400, days=60, seed=5,
-                   start=datetime(2025, 1, 1, tzinfo=timezone.utc))
+                   start=datetime(2025, 1, 1, tzinfo=timezone.utc), config=NO_CONTENT)
     trained = json.loads(retain(own, "train", "--tenant", tenant["id"], "--cutoff", "2025-02-14",
                                 "--holdout-days", "14", "--json").stdout)
     assert trained["status"] == "published" and set(trained["params"]["bgnbd"]) >= {"r", "alpha", "a", "b"}
+    assert "content interactions" in trained["not_fitted"]["content"], trained["not_fitted"]
     listed = json.loads(retain(own, "models", "list", "--tenant", tenant["id"], "--json").stdout)["versions"]
     assert [v["version"] for v in listed] == [trained["version"]] and listed[0]["current"]
     shown = json.loads(retain(own, "models", "show", "--tenant", tenant["id"], trained["version"], "--json").stdout)
@@ -48,3 +54,17 @@ def test_train_task_runs_on_a_real_worker(settings, schema, worker, tenant, data
 
     scored = app.send_task("train.score", args=[tenant["id"], "2025-03-01T00:00:00"], queue="train").get(timeout=600)
     assert scored["model_version"] == outcome["version"] and scored["users"] == scored["written"] > 200
+
+
+def test_a_worker_process_keeps_one_spark_session(spark) -> None:
+    from retain.worker import resources
+
+    session = resources.spark()
+    assert resources.spark() is session, "a second task would start a JVM of its own"
+    try:
+        with resources.spark_jobs("doomed") as jobs:
+            assert jobs is session
+            raise ZeroDivisionError
+    except ZeroDivisionError:
+        pass
+    assert resources._running(session) and resources.spark() is session, "a failed task lost the session"
