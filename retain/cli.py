@@ -147,6 +147,9 @@ def db_migrate(ctx: click.Context, directory: str | None, as_json: bool) -> None
         lines += [f"  applied {name}" for name in report.applied]
         if report.replication_changed:
             lines.append("  replication changed: run `retain db repair --full` so new replicas get the data")
+        if not report.schema_agreed:
+            lines.append("  not every node reports the new schema yet (one is down or slow): check "
+                         "`nodetool describecluster` before starting processes that use it")
         return "\n".join(lines)
 
     _report(as_json, report.to_dict(), text)

@@ -26,12 +26,19 @@ def test_split_statements_ignores_comments_and_quoted_semicolons() -> None:
     assert split_statements(cql) == ["CREATE TABLE a (k text PRIMARY KEY)", "INSERT INTO a (k) VALUES ('x;y')"]
 
 
-def test_migrate_twice_leaves_the_schema_unchanged(keyspace: CassandraStore) -> None:
-    # The fixture migrated once already.
+def test_migrate_twice_leaves_the_schema_unchanged(keyspace: CassandraStore, settings) -> None:
+    # The fixture migrated once already; its statements went through dc1's node and migrate waited
+    # for the cluster once, at the end: dc2's node must know every table when it returns.
     before = schema_of(keyspace)
     assert ("tenants", "tenant_id", "text", "partition_key") in before
+    dc2 = CassandraStore(settings.replace(cassandra_hosts=[settings.stack_cassandra_addresses[1]],
+                                          cassandra_local_dc="dc2"), keyspace=keyspace.keyspace)
+    try:
+        assert schema_of(dc2) == before, "dc2's node does not have the schema migrate applied"
+    finally:
+        dc2.close()
     report = migrate(keyspace, {"dc1": 1})
-    assert report.applied == []
+    assert report.applied == [] and report.schema_agreed
     assert report.already == [m.path.name for m in load_migrations(MIGRATIONS_DIR)]
     assert schema_of(keyspace) == before
     replication = keyspace.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s",
@@ -85,4 +92,4 @@ def test_cli_migrate_json(keyspace: CassandraStore, settings) -> None:
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["keyspace"] == keyspace.keyspace and report["applied"] == []
+    assert report["keyspace"] == keyspace.keyspace and report["applied"] == [] and report["schema_agreed"] is True
