@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -94,14 +96,25 @@ def api(stack: Stack, settings: Settings, schema: CassandraStore):
     proc.stop(30)
 
 
-@pytest.fixture
-def blank_keyspace(stack: Stack, settings: Settings):
-    """A store bound to a keyspace name of this test's own (not created); dropped afterwards."""
+@contextmanager
+def _keyspace_of_its_own(settings: Settings) -> Iterator[CassandraStore]:
+    """A store bound to a new keyspace name (not created); the keyspace is dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     store = CassandraStore(settings, keyspace=name)
-    yield store
-    store.execute(f"DROP KEYSPACE IF EXISTS {name}")
-    store.close()
+    try:
+        yield store
+    finally:
+        # Without waiting for dc2's node to agree (a second or more): the next migration waits for
+        # the agreement once, at its end.
+        store.session.cluster.max_schema_agreement_wait = 0
+        store.execute(f"DROP KEYSPACE IF EXISTS {name}")
+        store.close()
+
+
+@pytest.fixture
+def blank_keyspace(stack: Stack, settings: Settings):
+    with _keyspace_of_its_own(settings) as store:
+        yield store
 
 
 @pytest.fixture
@@ -109,6 +122,14 @@ def keyspace(blank_keyspace: CassandraStore) -> CassandraStore:
     """A keyspace of this test's own with retain's schema."""
     migrate(blank_keyspace, {"dc1": 1})
     return blank_keyspace
+
+
+@pytest.fixture(scope="module")
+def module_keyspace(stack: Stack, settings: Settings):
+    """A keyspace with retain's schema for a module whose tests each name what they add apart."""
+    with _keyspace_of_its_own(settings) as store:
+        migrate(store, {"dc1": 1})
+        yield store
 
 
 @pytest.fixture
