@@ -6,8 +6,10 @@ import json
 import uuid
 from datetime import datetime, timezone
 
+from pyspark import InheritableThread
+
 from retain.tenancy.config import TenantConfig
-from tests.harness import run_cli as retain
+from tests.harness import poll, run_cli as retain
 from tests.lake_helpers import generated_lake
 
 # Events that name no content item: the content model (ALS, about 40% of a cold run's time) is fitted
@@ -56,15 +58,40 @@ def test_train_task_runs_on_a_real_worker(settings, schema, worker, tenant, data
     assert scored["model_version"] == outcome["version"] and scored["users"] == scored["written"] > 200
 
 
-def test_a_worker_process_keeps_one_spark_session(spark) -> None:
+def test_a_worker_process_keeps_one_spark_session(spark, monkeypatch) -> None:
+    import retain.spark.session
     from retain.worker import resources
 
+    started = []
+
+    def counted(*args, **kwargs):
+        started.append(args)
+        return spark  # the test session's JVM stands in for the worker's (getOrCreate would give it too)
+    monkeypatch.setattr(retain.spark.session, "spark_session", counted)
+    monkeypatch.setattr(resources, "_spark", None)
     session = resources.spark()
-    assert resources.spark() is session, "a second task would start a JVM of its own"
+    assert resources.spark() is session and len(started) == 1, "a second task would start a session of its own"
+
+    # A task that fails cancels the jobs it left running, and the session stays for the next one.
+    outcome: dict = {}
+
+    def slow_job() -> None:
+        try:
+            session.sparkContext.parallelize([1, 2], 2).foreach(lambda _: __import__("time").sleep(300))
+        except Exception as exc:  # noqa: BLE001 - what the cancelled job raised is the point
+            outcome["error"] = str(exc)
     try:
         with resources.spark_jobs("doomed") as jobs:
-            assert jobs is session
+            group = jobs.sparkContext.getLocalProperty("spark.jobGroup.id")
+            runner = InheritableThread(target=slow_job)  # runs its job in this task's group
+            runner.start()
+            poll(lambda: jobs.sparkContext.statusTracker().getJobIdsForGroup(group), 60,
+                 "the task's job to start")
             raise ZeroDivisionError
     except ZeroDivisionError:
         pass
-    assert resources._running(session) and resources.spark() is session, "a failed task lost the session"
+    runner.join(120)
+    assert not runner.is_alive(), "the failed task's job was not cancelled"
+    assert "cancel" in outcome.get("error", "").lower(), outcome
+    assert resources._running(session) and resources.spark() is session and len(started) == 1, \
+        "a failed task lost the session"

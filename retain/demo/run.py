@@ -167,10 +167,10 @@ class Demo:
         journal = Journal(data, self.settings)
         # This run's batches: one an earlier run left behind (its API killed between recording the
         # batch and queueing it) is re-sent by beat's sweep later, and dropped as a duplicate then.
-        ours = self.began_wall
-        self.procs.wait(lambda: journal.pending(since=ours) == 0, 600,
+        self.procs.wait(lambda: journal.pending(since=self.began_wall) == 0, 600,
                         "every accepted batch processed by the ingest worker", "ingestion",
-                        lambda s: self.progress(f"    {journal.pending(since=ours)} batches still being processed"))
+                        lambda s: self.progress(f"    {journal.pending(since=self.began_wall)} batches still being "
+                                                "processed"))
         from retain.lake.flush import staged_count
 
         # One flush moves at most RETAIN_LAKE_FLUSH_EVENTS rows (and skips while another one runs):

@@ -85,11 +85,12 @@ class _SchemaChanges:
     def execute(self, cql: str, params: tuple | None = None, session=None):
         return (session or self.store.session).execute(cql, params, host=self.host)
 
-    def agreed(self, seconds: float = AGREEMENT_SECONDS) -> bool:
-        """Wait for every node up to report the same schema; then the driver's metadata (token-aware
-        routing needs the keyspace's) is read again, as the driver does after each change."""
+    def agreed(self, refresh: bool = True, seconds: float = AGREEMENT_SECONDS) -> bool:
+        """Wait for every node up to report the same schema; then, with ``refresh``, the driver's
+        metadata (token-aware routing needs the keyspace's) is read again, as the driver does after
+        each change."""
         agreed = bool(self.cluster.control_connection.wait_for_schema_agreement(wait_time=seconds))
-        if agreed:
+        if agreed and refresh:
             self.cluster.refresh_keyspace_metadata(self.store.keyspace)
         return agreed
 
@@ -161,8 +162,8 @@ def migrate(store: CassandraStore, replication: dict[str, int], directory: Path 
         except CASSANDRA_ERRORS as exc:
             raise MigrationError(f"could not prepare keyspace {store.keyspace}: {exc}") from exc
         # The bound session of _apply connects to every node of the local datacenter: each must know
-        # the keyspace first (immediate when they agree already).
-        changes.agreed()
+        # the keyspace first (immediate when they agree already); the metadata is read at the end.
+        changes.agreed(refresh=False)
         owner = uuid.uuid4().hex
         _acquire(store, owner, changes)
         try:
