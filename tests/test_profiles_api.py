@@ -17,15 +17,17 @@ from retain.store.profiles import ProfileStore
 from retain.store.redis import redis_client
 from retain.tenancy.config import TenantConfig
 from retain.tenancy.registry import TenantRegistry
+from tests.harness import poll
 
 NOW = int(time.time() * 1000)
 
 
-def rebuilt(schema, settings, tenant: str, *users: str, cache: bool = False) -> list[dict]:
-    """Profiles as a rebuild writes them (scored with the priors), to Cassandra and optionally the cache."""
+def rebuilt(schema, settings, tenant: str, *users: str, cache: bool = False,
+            seen: int = NOW - 86_400_000) -> list[dict]:
+    """Profiles as a rebuild writes them (scored with the priors), to Cassandra and optionally the
+    cache, for users last seen at ``seen`` (ms): a later one makes a newer version."""
     model = ProfileModel.priors(tenant, TenantConfig())
-    rows = {"type": ["page"], "name": [None], "event_time": [NOW - 86_400_000], "received_at": [NOW - 86_400_000],
-            "visit": [True]}
+    rows = {"type": ["page"], "name": [None], "event_time": [seen], "received_at": [seen], "visit": [True]}
     profiles = score(model, [activity(u, rows, NOW) for u in users])
     ProfileStore(schema).write(profiles)
     if cache:
@@ -82,12 +84,29 @@ def test_a_read_key_sees_only_its_tenants_profiles(api, tenant, schema, settings
     other, keys = TenantRegistry(schema).create(f"t-{uuid.uuid4().hex[:10]}")
     shared, only_a = "same-id", f"a-{uuid.uuid4().hex[:6]}"
     rebuilt(schema, settings, tenant["id"], shared, only_a, cache=True)
+    for _ in range(6):  # tenant A's lookups: the API's processes then hold A's profiles in memory
+        for user in (shared, only_a):
+            assert get(api, tenant["read"], f"/v1/profiles/{user}").status_code == 200
     for user in (shared, only_a):
         assert get(api, keys["read"], f"/v1/profiles/{user}").status_code == 404, "tenant B must not see A's users"
     body = requests.post(f"{api}/v1/profiles:batchGet", json={"ids": [shared, only_a]}, auth=(keys["read"], ""),
                          timeout=30).json()
     assert body == {"profiles": {}, "missing": [shared, only_a]}
     assert get(api, tenant["read"], f"/v1/profiles/{shared}").json()["tenant_id"] == tenant["id"]
+
+
+def test_a_newer_profile_replaces_the_one_lookups_were_answered_from(api, tenant, schema, settings) -> None:
+    user = f"n-{uuid.uuid4().hex[:6]}"
+    [old] = rebuilt(schema, settings, tenant["id"], user, cache=True)
+    answers = [get(api, tenant["read"], f"/v1/profiles/{user}") for _ in range(10)]  # held in memory from here
+    assert {(a.status_code, a.headers["ETag"], a.content) for a in answers} == {(200, answers[0].headers["ETag"],
+                                                                                 answers[0].content)}
+    [new] = rebuilt(schema, settings, tenant["id"], user, cache=True, seen=NOW - 3_600_000)
+    assert new["version"] > old["version"]
+    poll(lambda: get(api, tenant["read"], f"/v1/profiles/{user}").json()["version"] == new["version"], 10,
+         "the newer profile served")
+    # Every API process got the change from Redis: none still answers the old profile from memory.
+    assert {get(api, tenant["read"], f"/v1/profiles/{user}").json()["version"] for _ in range(20)} == {new["version"]}
 
 
 def test_a_stampede_of_misses_reads_cassandra_once(api, tenant, schema, settings) -> None:

@@ -142,6 +142,15 @@ class NearCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def held(self, tenant: str, user_id: str) -> Cached | None:
+        """The user's entry if memory holds it now, without reading Redis (nor starting the listener:
+        a process that has not read through :meth:`get` holds nothing)."""
+        if not self._live or self._pid != os.getpid():
+            return None
+        key = self.inner.key(tenant, user_id)
+        with self._lock:
+            return self._recall(key, time.monotonic())
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -55,6 +55,11 @@ class KeyCache:
         self._remember(key, owner, self.clock())
         return owner
 
+    def held(self, key: str) -> KeyOwner | None:
+        """The key's owner if memory holds a fresh entry for it; None otherwise (no read)."""
+        known = self._known.get(key)
+        return known[1] if known is not None and known[0] > self.clock() else None
+
     def _remember(self, key: str, owner: KeyOwner | None, now: float) -> None:
         if owner is not None:
             self._known[key] = (now + self.ttl, owner)

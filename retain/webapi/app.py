@@ -16,6 +16,7 @@ from retain.tenancy.registry import TenantRegistry
 from retain.profiles.cache import ProfileCache
 from retain.profiles.reader import ProfileReader
 from retain.webapi import analytics, errors, health, ingest, jobs, models, openapi, profiles, timeline
+from retain.webapi.memoryhits import MemoryHits
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -29,7 +30,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["retain"] = Stores(settings)
     errors.register(app)
-    instrument(app, settings)  # request ids, latency metrics, access log, /metrics
+    if settings.profile_near_cache_entries:
+        app.wsgi_app = MemoryHits(app.wsgi_app, app.extensions["retain"])  # type: ignore[method-assign]
+    instrument(app, settings)  # request ids, latency metrics, access log, /metrics: around all of it
     for blueprint in (health.bp, ingest.bp, analytics.bp, timeline.bp, models.bp, profiles.bp, jobs.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

@@ -10,6 +10,7 @@ from typing import Callable
 from flask import current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from retain.tenancy.keycache import KeyCache
 from retain.tenancy.registry import KeyOwner
 
 
@@ -36,6 +37,19 @@ def _key_of(header: str) -> str | None:
 class KeyUnauthorized(Unauthorized):
     def get_headers(self, environ=None, scope=None):
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", 'Basic realm="retain"')]
+
+
+def held_tenant(keys: KeyCache, environ: dict, kind: str) -> str | None:
+    """The tenant of the request's key when it is of ``kind`` and ``keys`` holds it fresh in memory;
+    None for anything else (no key, a malformed one, another kind, one to read again), which
+    :func:`authenticate` then rules on."""
+    header = environ.get("HTTP_AUTHORIZATION")
+    try:
+        key = _key_of(header) if header else None
+    except Unauthorized:
+        return None
+    owner = keys.held(key) if key else None
+    return owner.tenant_id if owner is not None and owner.kind == kind else None
 
 
 def authenticate(kind: str, body_key: str | None = None) -> KeyOwner:

@@ -18,7 +18,9 @@ from retain.webapi.auth import requires
 from retain.webapi.errors import FieldError
 
 bp = Blueprint("profiles", __name__)
+ONE = "/v1/profiles/<user_id>"
 MAX_BATCH = 100
+JSON = "application/json"
 # Every profile field a client may select (see retain.profiles.scoring).
 FIELDS = ("tenant_id", "user_id", "version", "model_version", "model", "computed_at", "as_of", "last_seen",
           "horizon_days", "p_alive", "p_return_h", "expected_visits_h", "predicted_ltv", "churn_risk",
@@ -48,11 +50,18 @@ def _etag(version: int, fields: tuple[str, ...] | None) -> str:
     return f"{version}-{selection}"
 
 
+def lookup_headers(version: int, source: str, cache_control: str,
+                   fields: tuple[str, ...] | None = None) -> tuple[str, dict[str, str]]:
+    """The ETag of a lookup's representation, and the headers its answer carries."""
+    tag = _etag(version, fields)
+    return tag, {"ETag": f'"{tag}"', "Cache-Control": cache_control, "X-Retain-Source": source}
+
+
 def _reader():
     return current_app.extensions["retain"].profiles
 
 
-@bp.get("/v1/profiles/<user_id>")
+@bp.get(ONE)
 @requires("read")
 def get_profile(user_id: str) -> Response:
     # The hottest route: read the query string and If-None-Match only when present, look each
@@ -64,13 +73,12 @@ def get_profile(user_id: str) -> Response:
     found = stores.profiles.get(g.tenant_id, user_id)
     if found.body is None:
         raise NotFound(f"no profile for user {user_id!r}")
-    tag = _etag(found.version, fields)
-    headers = {"ETag": f'"{tag}"', "Cache-Control": stores.profile_cache_control, "X-Retain-Source": found.source}
+    tag, headers = lookup_headers(found.version, found.source, stores.profile_cache_control, fields)
     if "HTTP_IF_NONE_MATCH" in environ and request.if_none_match.contains(tag):
         return Response(status=304, headers=headers)
     if fields is None:
         # The whole profile as stored: no decoding and encoding again on the hottest path.
-        return Response(found.body, mimetype="application/json", headers=headers)
+        return Response(found.body, mimetype=JSON, headers=headers)
     response = jsonify(_select(found.profile, fields))
     response.headers.update(headers)
     return response
@@ -94,6 +102,6 @@ def batch_get() -> Response:
     if fields is None:
         # Stored profiles spliced in as they are, as the single lookup serves them.
         members = ",".join(f"{json.dumps(u)}:{found[u].body}" for u in unique if found[u].body is not None)
-        return Response(f'{{"profiles":{{{members}}},"missing":{json.dumps(missing)}}}', mimetype="application/json")
+        return Response(f'{{"profiles":{{{members}}},"missing":{json.dumps(missing)}}}', mimetype=JSON)
     return jsonify({"profiles": {u: _select(found[u].profile, fields) for u in unique if found[u].body is not None},
                     "missing": missing})
