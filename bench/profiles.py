@@ -25,7 +25,9 @@ Prints one JSON document (progress on stderr):
   the cache-hit peak, latency counted from each request's scheduled send time (no coordinated
   omission), driven by bench/openloop.c when the machine has a C compiler (it costs the shared cores
   a fraction of what the Python client does; the Python client otherwise), in five rounds
-  alternating with /healthz at the same rate; the round with the median p99 counts, and each round
+  alternating with /healthz at half its own peak (the same share of its capacity: held profiles are
+  answered before Flask, so the hits' peak is well above /healthz's); the round with the median p99
+  counts, and each round
   says how often the host woke a sleeping process over 5 ms late meanwhile and how much CPU the
   hypervisor gave to other guests (steal): a stalled machine, not the code. Targets: cache hits
   >= 80% of /healthz, open-loop p99 <= 5 ms;
@@ -292,31 +294,33 @@ def lookups(url: str, read_key: str, hit_ids: list[str], redis_ids: list[str], m
         lambda: python_load(port, [get(f"/v1/profiles/{u}") for u in miss_ids], conns, once=True))
     closed["unknown_user_each_once"] = measure(
         lambda: python_load(port, [get(f"/v1/profiles/ghost-{n}") for n in range(len(miss_ids))], conns, once=True))
-    rate = max(r["rps"] for r in closed["cache_hit"].values() if r) / 2
+    rates = {route: max(r["rps"] for r in closed[name].values() if r) / 2
+             for route, name in (("hit", "cache_hit"), ("healthz", "trivial_healthz"))}
     # A cache hit does not touch Cassandra, but the node sharing this machine was still compiling
     # what the misses had just run (perf: its JIT took a third to a half of a core through the
     # first rounds, and the largest stalls of the lookups fell in its bursts): a node in service
     # has long compiled its read path. So the open loop starts once the compiler is idle: under 1%
     # of a core (3% still let bursts of a third of a core through in the rounds).
     jit = settle_jit(servers["cassandra"]()[0], 0, 240, lambda m: log(f"before the open loop: {m}"), settled=0.01)
-    log(f"open loop: cache hits at {rate:.0f}/s (half the peak), then /healthz at the same rate, {ROUNDS} rounds")
-    # The same schedule on /healthz: what gunicorn, Flask and this machine's scheduling add to the tail.
+    log(f"open loop: cache hits at {rates['hit']:.0f}/s, then /healthz at {rates['healthz']:.0f}/s (each half its "
+        f"peak), {ROUNDS} rounds")
+    # /healthz at the same share of its peak: what gunicorn, Flask and this machine's scheduling add to the tail.
     # Rounds alternate, and the median round counts: a burst of other jobs on the shared machine
     # lands in one round instead of deciding the figure.
     opened: dict[str, list] = {"hit": [], "healthz": []}
 
-    def open_loop(reqs: list[bytes]) -> dict:
+    def open_loop(reqs: list[bytes], rate: float) -> dict:
         if native:
             return native_load(native, port, reqs, conns, seconds, rate)
         return python_load(port, reqs, conns, seconds, rate=rate)
     for _ in range(ROUNDS):
         for route, reqs in (("hit", hits), ("healthz", healthz)):
             with Stalls() as host:
-                opened[route].append(measure(lambda: open_loop(reqs)))
+                opened[route].append(measure(lambda: open_loop(reqs, rates[route])))
             opened[route][-1]["host"] = host.report
     return {"closed_loop": closed, "open_loop_cassandra_jit_wait": jit,
             "open_loop_cache_hit_half_peak": median_round(opened["hit"]),
-            "open_loop_healthz_same_rate": median_round(opened["healthz"])}
+            "open_loop_healthz_half_peak": median_round(opened["healthz"])}
 
 
 def median_round(rounds: list[dict]) -> dict:
@@ -342,7 +346,7 @@ def targets(report: dict, settings) -> dict:
                                                           / trivial[gen]["api_cpu_ms_per_request"], 2),
             "open_loop_p99_ms": p99, "open_loop_p99_le_5ms": p99 <= 5.0,
             "open_loop_loadgen": report["open_loop_cache_hit_half_peak"]["loadgen"],
-            "open_loop_healthz_p99_ms": report["open_loop_healthz_same_rate"]["p99_ms"],
+            "open_loop_healthz_p99_ms": report["open_loop_healthz_half_peak"]["p99_ms"],
             "rebuild_profiles_per_s": report["rebuild"]["profiles_per_s"],
             "rebuild_ge_1000_per_s": report["rebuild"]["profiles_per_s"] >= 1000,
             "api": f"{settings.api_processes()} workers x {settings.api_threads} threads, {settings.api_worker}"}
