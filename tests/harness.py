@@ -93,7 +93,11 @@ def start_api(settings: Settings, name: str = "test-api") -> tuple[ManagedProces
         assert proc.is_running(), f"API exited:\n{proc.log_tail(30)}"
         return requests.get(f"{url}/healthz", timeout=1).status_code == 200
 
-    poll(healthy, 60, f"the API at {url} answers /healthz")
+    try:
+        poll(healthy, 60, f"the API at {url} answers /healthz")
+    except BaseException:
+        proc.stop(10)  # not left serving (or starting) after the test that asked for it failed
+        raise
     return proc, url
 
 
