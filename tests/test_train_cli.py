@@ -95,3 +95,6 @@ def test_a_worker_process_keeps_one_spark_session(spark, monkeypatch) -> None:
     assert "cancel" in outcome.get("error", "").lower(), outcome
     assert resources._running(session) and resources.spark() is session and len(started) == 1, \
         "a failed task lost the session"
+    # A pool process exiting on a signal does not ask the JVM (which got the signal too) to stop.
+    resources.close(signalled=True)
+    assert resources._spark is None and resources._running(session)

@@ -132,11 +132,16 @@ def reset() -> None:
     _rebuilder = None
 
 
-def close() -> None:
+def close(signalled: bool = False) -> None:
+    """Close what this process opened. A process ``signalled`` to exit leaves its Spark JVM alone:
+    the JVM got the same signal (it shares the process group) and stops its context in its own
+    shutdown hook, and it exits anyway once this process has (PySpark's gateway ends at the EOF of
+    its stdin). Asked to stop meanwhile, it races its own shutdown, and py4j logs the broken
+    connection as an error."""
     global _spark
     if _cassandra is not None:
         _cassandra.close()
-    if _spark is not None and _running(_spark):
+    if _spark is not None and not signalled and _running(_spark):
         _spark.stop()
     _spark = None
     reset()

@@ -21,8 +21,9 @@ def _fresh_connections(**_: object) -> None:
 
 
 @worker_process_shutdown.connect
-def _close_connections(**_: object) -> None:
-    resources.close()
+def _close_connections(exitcode: int | None = None, **_: object) -> None:
+    # billiard's pool process exits with -(256 - signum) on a termination signal.
+    resources.close(signalled=isinstance(exitcode, int) and exitcode < 0)
 
 
 @worker_ready.connect
