@@ -25,7 +25,7 @@ def _basic(key: str) -> str:
 
 
 @pytest.fixture
-def served(stack, settings, schema, tenant):
+def served(stack, settings, schema):
     """The API's Flask app, the memory path in front of it, and the paths that reached Flask."""
     app = create_app(settings)
     stores = app.extensions["retain"]
@@ -80,7 +80,7 @@ def test_a_profile_held_in_memory_is_answered_as_flask_answers_it(served, schema
 
 
 def test_everything_else_is_left_to_flask(served, schema, settings, tenant) -> None:
-    app, hits, reached = served
+    _, hits, reached = served
     user = f"m-{uuid.uuid4().hex[:6]}"
     rebuilt(schema, settings, tenant["id"], user, cache=True)
     path, auth = f"/v1/profiles/{user}", _basic(tenant["read"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -77,7 +78,7 @@ def test_a_worker_process_keeps_one_spark_session(spark, monkeypatch) -> None:
 
     def slow_job() -> None:
         try:
-            session.sparkContext.parallelize([1, 2], 2).foreach(lambda _: __import__("time").sleep(300))
+            session.sparkContext.parallelize([1, 2], 2).foreach(lambda _: time.sleep(300))
         except Exception as exc:  # noqa: BLE001 - what the cancelled job raised is the point
             outcome["error"] = str(exc)
     try:

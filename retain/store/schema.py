@@ -57,7 +57,8 @@ class MigrationReport:
 
 class _SchemaChanges:
     """The schema statements of one migrate run: all through one coordinator, and the cluster's
-    agreement awaited once, at the end.
+    agreement awaited at the end (and once before the keyspace-bound session connects), not after
+    each statement.
 
     The driver otherwise waits after each schema change until every node reports the same schema
     version: about a second per statement with two datacenters, most of a migration's time (15 s

@@ -14,8 +14,8 @@ from retain.tenancy.keycache import KeyCache
 from retain.tenancy.registry import KeyOwner
 
 
-def _from_header() -> str | None:
-    header = request.environ.get("HTTP_AUTHORIZATION", "")
+def _from_header(environ: dict) -> str | None:
+    header = environ.get("HTTP_AUTHORIZATION", "")
     return _key_of(header) if header else None
 
 
@@ -43,9 +43,8 @@ def held_tenant(keys: KeyCache, environ: dict, kind: str) -> str | None:
     """The tenant of the request's key when it is of ``kind`` and ``keys`` holds it fresh in memory;
     None for anything else (no key, a malformed one, another kind, one to read again), which
     :func:`authenticate` then rules on."""
-    header = environ.get("HTTP_AUTHORIZATION")
     try:
-        key = _key_of(header) if header else None
+        key = _from_header(environ)
     except Unauthorized:
         return None
     owner = keys.held(key) if key else None
@@ -54,7 +53,7 @@ def held_tenant(keys: KeyCache, environ: dict, kind: str) -> str | None:
 
 def authenticate(kind: str, body_key: str | None = None) -> KeyOwner:
     """The owner of the request's key, which must be of ``kind``; 401/403 otherwise."""
-    key = _from_header() or body_key
+    key = _from_header(request.environ) or body_key
     if not key:
         raise KeyUnauthorized(f"a {kind} key is required (HTTP Basic user name)")
     owner = current_app.extensions["retain"].keys.owner(key)
